@@ -1,0 +1,1 @@
+"""The ONNX frontend: the only code in accelgen that imports onnx."""
