@@ -22,7 +22,6 @@ from accelgen.ir.ops.base import Op
 from accelgen.ir.types import ElementType, TensorType, from_numpy
 from accelgen.ir.verify import verify
 
-MIN_OPSET = 7
 
 
 def load(model, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
@@ -39,7 +38,7 @@ def onnx_opset(proto: onnx.ModelProto) -> int:
     for o in proto.opset_import:
         if o.domain in ("", "ai.onnx"):
             return o.version
-    return MIN_OPSET if proto.ir_version < 3 else 1
+    return 1
 
 
 def element_type(elem_type: int, what: str) -> ElementType:
@@ -84,8 +83,6 @@ class _Importer:
 
     def run(self) -> Graph:
         g = self.proto.graph
-        if self.opset < MIN_OPSET:
-            raise InvalidModelError(f"ONNX opset {self.opset} is older than the oldest supported ({MIN_OPSET})")
         self._check_ops()
         for t in g.initializer:
             self.env[t.name] = self.graph.add_constant(t.name, tensor_to_array(t))
