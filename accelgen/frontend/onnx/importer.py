@@ -152,8 +152,9 @@ class _Importer:
             cls = lookup(node.domain, node.op_type)
             attrs = {a.name: attribute_value(a) for a in node.attribute}
             op, inputs = self._convert(cls, node, attrs)
-            types = op.infer([v.type if v is not None else None for v in inputs])
-            folded = op.fold(types, [v.data if v is not None else None for v in inputs])
+            in_types = [v.type if v is not None else None for v in inputs]
+            types = op.infer(in_types)
+            folded = op.fold(in_types, [v.data if v is not None else None for v in inputs])
         except (AccelgenError, ValueError, TypeError) as e:
             kind = type(e) if isinstance(e, AccelgenError) else InvalidModelError
             raise kind(f"{label}: {e}") from None
