@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from accelgen.ir.graph import Graph
-from accelgen.ir.ops.elementwise import Add, LeakyRelu, Relu
+from accelgen.ir.ops.activations import LeakyRelu, Relu
+from accelgen.ir.ops.elementwise import Add
 from accelgen.ir.types import F32, TensorType
 from accelgen.ir.verify import VerificationError, verify
 

@@ -1,28 +1,80 @@
-"""Elementwise ops: unary math and activations, broadcasting binary arithmetic."""
+"""Elementwise ops: the Unary/Binary/Variadic bases, arithmetic, math functions, comparisons and logic, Where,
+Identity, Cast/CastLike and inference-mode Dropout. Activation functions, Erf and Gelu live in `activations.py`.
+
+Numerics follow onnxruntime's CPU kernels: float16/bfloat16 are computed in float32 and rounded back, integer
+division truncates toward zero, integer overflow wraps, and IEEE special cases (division by zero, log of a negative
+number...) give inf/nan without warnings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op, broadcast_shapes
 from accelgen.ir.ops.registry import register
-from accelgen.ir.types import TensorType
+from accelgen.ir.types import (BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, BoolType,
+                               ElementType, FixedType, FloatType, IntType, TensorType, from_numpy)
+
+# -- element kinds ------------------------------------------------------------------------------------------------
+# Ops declare which element kinds they accept: f = float (fixed point counts as float: it is stored as float64),
+# i = signed integer, u = unsigned integer, b = bool.
+FLOAT, SIGNED, NUMERIC, ANY = "f", "fi", "fiu", "fiub"
+_KIND_NAMES = {"f": "float", "i": "signed integer", "u": "unsigned integer", "b": "bool"}
 
 
+def kind(t: ElementType) -> str:
+    if isinstance(t, (FloatType, FixedType)):
+        return "f"
+    if isinstance(t, IntType):
+        return "i" if t.signed else "u"
+    return "b"
+
+
+def check_kind(op: Op, t: ElementType, kinds: str, what: str = "input") -> None:
+    if kind(t) not in kinds:
+        want = " or ".join(_KIND_NAMES[k] for k in kinds)
+        raise InvalidModelError(f"{op.op_type}: {what} has element type {t}; it takes {want} tensors")
+
+
+def check_same_dtype(op: Op, types: Sequence[TensorType]) -> None:
+    """ONNX ties these operands to one type variable. Fixed-point operands may differ (passes retype them)."""
+    dtypes = {t.dtype for t in types}
+    if len(dtypes) > 1 and not any(isinstance(d, FixedType) for d in dtypes):
+        raise InvalidModelError(f"{op.op_type}: inputs have different element types "
+                                f"({', '.join(str(t.dtype) for t in types)})")
+
+
+def working(x: np.ndarray) -> np.ndarray:
+    """The array to compute with: half-precision floats widen to float32, as onnxruntime's kernels do."""
+    if x.dtype == F16.np_dtype or x.dtype == BF16.np_dtype:
+        return x.astype(np.float32)
+    return x
+
+
+# -- bases --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Unary(Op):
-    """One input, same type out; subclasses define `fn`."""
+    """One input, same shape out (same dtype, or bool for predicates); subclasses define `fn`."""
+
+    kinds: ClassVar[str] = FLOAT
+    boolean_out: ClassVar[bool] = False
 
     def infer(self, inputs: Sequence[TensorType | None]) -> list[TensorType]:
         self.arity(inputs, 1)
-        return [inputs[0]]
+        x = inputs[0]
+        check_kind(self, x.dtype, self.kinds)
+        return [x.with_dtype(BOOL) if self.boolean_out else x]
 
     def compute(self, inputs):
         x = inputs[0]
-        return [np.asarray(self.fn(x)).astype(x.dtype, copy=False)]
+        with np.errstate(all="ignore"):
+            y = np.asarray(self.fn(working(x)))
+        return [y.astype(bool if self.boolean_out else x.dtype, copy=False)]
 
     def fn(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -30,39 +82,491 @@ class Unary(Op):
 
 @dataclass(frozen=True)
 class Binary(Op):
-    """Two inputs with numpy broadcasting; output has the first input's dtype."""
+    """Two inputs with numpy (multidirectional) broadcasting; output has the first input's dtype, or bool."""
+
+    kinds: ClassVar[str] = NUMERIC
+    boolean_out: ClassVar[bool] = False
 
     def infer(self, inputs):
         self.arity(inputs, 2)
         a, b = inputs
-        return [TensorType(broadcast_shapes(a.shape, b.shape, op=self.op_type), a.dtype)]
+        for i, t in enumerate(inputs):
+            check_kind(self, t.dtype, self.kinds, f"input {i}")
+        self.check_dtypes(a, b)
+        shape = broadcast_shapes(a.shape, b.shape, op=self.op_type)
+        return [TensorType(shape, BOOL if self.boolean_out else a.dtype)]
+
+    def check_dtypes(self, a: TensorType, b: TensorType) -> None:
+        check_same_dtype(self, [a, b])
 
     def compute(self, inputs):
         a, b = inputs
-        return [np.asarray(self.fn(a, b)).astype(a.dtype, copy=False)]
+        with np.errstate(all="ignore"):
+            y = np.asarray(self.fn(working(a), working(b)))
+        return [y.astype(bool if self.boolean_out else a.dtype, copy=False)]
 
     def fn(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Variadic(Op):
+    """One or more inputs of one dtype, broadcast together and folded pairwise with `fn`."""
+
+    kinds: ClassVar[str] = NUMERIC
+
+    def infer(self, inputs):
+        if not inputs or any(t is None for t in inputs):
+            raise ShapeError(f"{self.op_type} takes one or more inputs, got {len(inputs)}")
+        for i, t in enumerate(inputs):
+            check_kind(self, t.dtype, self.kinds, f"input {i}")
+        check_same_dtype(self, inputs)
+        return [TensorType(broadcast_shapes(*(t.shape for t in inputs), op=self.op_type), inputs[0].dtype)]
+
+    def compute(self, inputs):
+        arrays = [working(x) for x in inputs]
+        shape = np.broadcast_shapes(*(x.shape for x in arrays))
+        with np.errstate(all="ignore"):
+            y = np.broadcast_to(arrays[0], shape)
+            for x in arrays[1:]:
+                y = self.fn(y, x)
+            y = self.finish(y, len(arrays))
+        return [np.array(y, dtype=inputs[0].dtype)]
+
+    def fn(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def finish(self, y: np.ndarray, n: int) -> np.ndarray:
+        return y
+
+
+# -- unary math ---------------------------------------------------------------------------------------------------
 @register
 @dataclass(frozen=True)
-class Relu(Unary):
-    def fn(self, x):
-        return np.maximum(x, 0)
+class Identity(Unary):
+    kinds = ANY
+
+    def compute(self, inputs):
+        return [inputs[0]]
 
 
 @register
 @dataclass(frozen=True)
-class LeakyRelu(Unary):
-    alpha: float = 0.01
+class Neg(Unary):
+    kinds = SIGNED
 
     def fn(self, x):
-        return np.where(x >= 0, x, x * np.asarray(self.alpha, x.dtype))
+        return np.negative(x)
 
 
+@register
+@dataclass(frozen=True)
+class Abs(Unary):
+    kinds = NUMERIC
+
+    def fn(self, x):
+        return np.abs(x)
+
+
+@register
+@dataclass(frozen=True)
+class Sign(Unary):
+    kinds = NUMERIC
+
+    def fn(self, x):
+        return np.sign(x)
+
+
+@register
+@dataclass(frozen=True)
+class Sqrt(Unary):
+    def fn(self, x):
+        return np.sqrt(x)
+
+
+@register
+@dataclass(frozen=True)
+class Reciprocal(Unary):
+    def fn(self, x):
+        return np.reciprocal(x)
+
+
+@register
+@dataclass(frozen=True)
+class Exp(Unary):
+    def fn(self, x):
+        return np.exp(x)
+
+
+@register
+@dataclass(frozen=True)
+class Log(Unary):
+    def fn(self, x):
+        return np.log(x)
+
+
+@register
+@dataclass(frozen=True)
+class Sin(Unary):
+    def fn(self, x):
+        return np.sin(x)
+
+
+@register
+@dataclass(frozen=True)
+class Cos(Unary):
+    def fn(self, x):
+        return np.cos(x)
+
+
+@register
+@dataclass(frozen=True)
+class Floor(Unary):
+    def fn(self, x):
+        return np.floor(x)
+
+
+@register
+@dataclass(frozen=True)
+class Ceil(Unary):
+    def fn(self, x):
+        return np.ceil(x)
+
+
+@register
+@dataclass(frozen=True)
+class Round(Unary):
+    """Round half to even, like numpy and onnxruntime."""
+
+    def fn(self, x):
+        return np.rint(x)
+
+
+@register
+@dataclass(frozen=True)
+class IsNaN(Unary):
+    boolean_out = True
+
+    def fn(self, x):
+        return np.isnan(x)
+
+
+@register
+@dataclass(frozen=True)
+class IsInf(Unary):
+    detect_negative: int = 1
+    detect_positive: int = 1
+    boolean_out = True
+
+    def fn(self, x):
+        return (np.isposinf(x) & bool(self.detect_positive)) | (np.isneginf(x) & bool(self.detect_negative))
+
+
+@register
+@dataclass(frozen=True)
+class Not(Unary):
+    kinds = "b"
+
+    def fn(self, x):
+        return np.logical_not(x)
+
+
+# -- binary arithmetic --------------------------------------------------------------------------------------------
 @register
 @dataclass(frozen=True)
 class Add(Binary):
     def fn(self, a, b):
         return a + b
+
+
+@register
+@dataclass(frozen=True)
+class Sub(Binary):
+    def fn(self, a, b):
+        return a - b
+
+
+@register
+@dataclass(frozen=True)
+class Mul(Binary):
+    def fn(self, a, b):
+        return a * b
+
+
+@register
+@dataclass(frozen=True)
+class Div(Binary):
+    """Integer division truncates toward zero (C semantics, as onnxruntime), not floor like numpy's //."""
+
+    def fn(self, a, b):
+        if a.dtype.kind == "f":
+            return a / b
+        q = a // b
+        if a.dtype.kind == "i":
+            q = q + ((a % b != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
+        return q
+
+
+@register
+@dataclass(frozen=True)
+class Mod(Binary):
+    """fmod=0: the result takes the divisor's sign (numpy mod); fmod=1: the dividend's (C fmod)."""
+
+    fmod: int = 0
+
+    def __post_init__(self):
+        if self.fmod not in (0, 1):
+            raise InvalidModelError(f"Mod: fmod must be 0 or 1, got {self.fmod}")
+
+    def fn(self, a, b):
+        return np.fmod(a, b) if self.fmod else np.mod(a, b)
+
+
+@register
+@dataclass(frozen=True)
+class Pow(Binary):
+    """Base and exponent may differ in type; the output has the base's type. Float powers are computed in float64
+    and rounded once; an integer base with non-negative integer exponents stays exact (wrapping on overflow)."""
+
+    kinds = NUMERIC
+
+    def check_dtypes(self, a, b):
+        check_kind(self, a.dtype, SIGNED, "base")
+
+    def fn(self, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu" and not (b < 0).any():
+            return np.power(a.astype(np.int64), b.astype(np.int64))
+        return np.power(a.astype(np.float64), b.astype(np.float64))
+
+
+# -- comparisons and logic ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Compare(Binary):
+    boolean_out = True
+
+
+@register
+@dataclass(frozen=True)
+class Equal(Compare):
+    kinds = ANY
+
+    def fn(self, a, b):
+        return a == b
+
+
+@register
+@dataclass(frozen=True)
+class Less(Compare):
+    def fn(self, a, b):
+        return a < b
+
+
+@register
+@dataclass(frozen=True)
+class LessOrEqual(Compare):
+    def fn(self, a, b):
+        return a <= b
+
+
+@register
+@dataclass(frozen=True)
+class Greater(Compare):
+    def fn(self, a, b):
+        return a > b
+
+
+@register
+@dataclass(frozen=True)
+class GreaterOrEqual(Compare):
+    def fn(self, a, b):
+        return a >= b
+
+
+@register
+@dataclass(frozen=True)
+class And(Compare):
+    kinds = "b"
+
+    def fn(self, a, b):
+        return a & b
+
+
+@register
+@dataclass(frozen=True)
+class Or(Compare):
+    kinds = "b"
+
+    def fn(self, a, b):
+        return a | b
+
+
+@register
+@dataclass(frozen=True)
+class Xor(Compare):
+    kinds = "b"
+
+    def fn(self, a, b):
+        return a ^ b
+
+
+@register
+@dataclass(frozen=True)
+class Where(Op):
+    def infer(self, inputs):
+        self.arity(inputs, 3)
+        cond, a, b = inputs
+        check_kind(self, cond.dtype, "b", "condition")
+        check_same_dtype(self, [a, b])
+        return [TensorType(broadcast_shapes(cond.shape, a.shape, b.shape, op=self.op_type), a.dtype)]
+
+    def compute(self, inputs):
+        cond, a, b = inputs
+        return [np.where(cond, a, b).astype(a.dtype, copy=False)]
+
+
+# -- variadic -----------------------------------------------------------------------------------------------------
+@register
+@dataclass(frozen=True)
+class Max(Variadic):
+    def fn(self, a, b):
+        return np.maximum(a, b)  # NaN propagates, as in onnxruntime
+
+
+@register
+@dataclass(frozen=True)
+class Min(Variadic):
+    def fn(self, a, b):
+        return np.minimum(a, b)
+
+
+@register
+@dataclass(frozen=True)
+class Sum(Variadic):
+    kinds = FLOAT
+
+    def fn(self, a, b):
+        return a + b
+
+
+@register
+@dataclass(frozen=True)
+class Mean(Variadic):
+    kinds = FLOAT
+
+    def fn(self, a, b):
+        return a + b
+
+    def finish(self, y, n):
+        return y / np.asarray(n, y.dtype)
+
+
+# -- type conversion ----------------------------------------------------------------------------------------------
+# ONNX TensorProto.DataType codes (kept here: onnx is imported only by the frontend).
+ONNX_DTYPES: dict[int, ElementType] = {1: F32, 2: U8, 3: I8, 4: U16, 5: I16, 6: I32, 7: I64, 9: BOOL, 10: F16,
+                                       11: F64, 12: U32, 13: U64, 16: BF16}
+_UNSUPPORTED_DTYPES = {0: "UNDEFINED", 8: "STRING", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN",
+                       18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4",
+                       23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2", 27: "FLOAT6E2M3",
+                       28: "FLOAT6E3M2"}
+
+
+def convert(x: np.ndarray, dtype: ElementType) -> np.ndarray:
+    """ONNX Cast semantics: float -> int truncates, int -> narrower int wraps, nonzero (and NaN) -> True."""
+    with np.errstate(all="ignore"):
+        if isinstance(dtype, BoolType):
+            return x != 0
+        if x.dtype == BF16.np_dtype and dtype is not F32:
+            x = x.astype(np.float32)  # ml_dtypes does not convert bfloat16 to every type directly
+        return x.astype(dtype.np_dtype)
+
+
+@register
+@dataclass(frozen=True)
+class Cast(Op):
+    """`saturate` and `round_mode` only affect float8 targets, which accelgen rejects, so they cannot change the
+    numbers of a supported cast."""
+
+    to: int = 0
+    ignored_attrs = frozenset({"saturate", "round_mode"})
+
+    def __post_init__(self):
+        if self.to not in ONNX_DTYPES:
+            name = _UNSUPPORTED_DTYPES.get(self.to, f"code {self.to}")
+            if self.to == 0:
+                raise InvalidModelError("Cast needs the attribute 'to' (the target element type)")
+            raise InvalidModelError(f"Cast to {name} is not supported; accelgen supports "
+                                    f"{', '.join(sorted({str(t) for t in ONNX_DTYPES.values()}))}")
+
+    @property
+    def dtype(self) -> ElementType:
+        return ONNX_DTYPES[self.to]
+
+    def infer(self, inputs):
+        self.arity(inputs, 1)
+        return [inputs[0].with_dtype(self.dtype)]
+
+    def compute(self, inputs):
+        return [convert(inputs[0], self.dtype)]
+
+
+@register
+@dataclass(frozen=True)
+class CastLike(Op):
+    """Cast to the element type of the second input (whose values are not read)."""
+
+    ignored_attrs = frozenset({"saturate", "round_mode"})
+
+    def infer(self, inputs):
+        self.arity(inputs, 2)
+        return [inputs[0].with_dtype(inputs[1].dtype)]
+
+    def compute(self, inputs):
+        x, like = inputs
+        return [convert(x, from_numpy(like.dtype))]
+
+    def fold(self, inputs, data):
+        """Constant when the converted input is: the target only contributes its (static) element type."""
+        if not self.fold_on_import or data[0] is None:
+            return None
+        return [convert(data[0], inputs[1].dtype)]
+
+
+@register
+@dataclass(frozen=True)
+class Dropout(Op):
+    """Inference-mode dropout is the identity. The optional mask output (all True: nothing is dropped) is bool from
+    opset 10, the data's type before. Training mode is random unless the ratio is 0, so it is rejected."""
+
+    ratio: float = 0.5
+    training_mode: bool = False
+    mask: str = ""  # not an ONNX attribute: dtype of the mask output ("" none, "bool", or "data" before opset 10)
+    attr_inputs = {1: "ratio", 2: "training_mode"}
+    ignored_attrs = frozenset({"seed", "is_test"})
+
+    def __post_init__(self):
+        if self.training_mode and self.ratio != 0:
+            raise InvalidModelError(f"Dropout in training mode (ratio {self.ratio}) is random; accelgen compiles "
+                                    "inference graphs: export the model in eval mode or set training_mode false")
+        if self.mask not in ("", "bool", "data"):
+            raise InvalidModelError(f"Dropout: bad mask kind {self.mask!r}")
+
+    @classmethod
+    def from_onnx(cls, attrs: dict[str, Any], opset: int, n_outputs: int) -> Op:
+        if "mask" in attrs:
+            raise InvalidModelError("Dropout: unsupported attribute(s) mask")
+        mask = "" if n_outputs < 2 else "bool" if opset >= 10 else "data"
+        return cls.from_attrs({**attrs, "mask": mask})
+
+    def infer(self, inputs):
+        self.arity(inputs, 1)
+        x = inputs[0]
+        check_kind(self, x.dtype, FLOAT)
+        if not self.mask:
+            return [x]
+        return [x, x.with_dtype(BOOL) if self.mask == "bool" else x]
+
+    def compute(self, inputs):
+        x = inputs[0]
+        if not self.mask:
+            return [x]
+        return [x, np.ones(x.shape, bool if self.mask == "bool" else x.dtype)]
