@@ -100,8 +100,10 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_run(args) -> int:
-    graph = accelgen.load(args.model, input_shapes=input_shapes(args))
     inputs = load_inputs(args.input or [])
+    # Without --input-shape, the data fixes the shapes (a batch of 4 rows runs as batch 4).
+    shapes = input_shapes(args) or {name: a.shape for name, a in inputs.items()}
+    graph = accelgen.load(args.model, input_shapes=shapes)
     if args.output and Path(args.output).exists() and not args.force:
         raise OptionError(f"--output {args.output!r} exists; pass --force to overwrite it")
     outputs = accelgen.run(graph, inputs)
