@@ -53,14 +53,27 @@ def load_cases():
         return load_model_tests(kind="node")
 
 
+def as_array(data):
+    """The suite stores data as arrays, numpy scalars or TensorProtos; sequences and optionals stay as they are."""
+    if isinstance(data, onnx.TensorProto):
+        return numpy_helper.to_array(data)
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    return data
+
+
 def freeze_static_inputs(model: onnx.ModelProto, inputs: list[np.ndarray]) -> tuple[onnx.ModelProto, dict]:
-    """Turn graph inputs used at compile-time-only slots into initializers; return the model and the rest."""
+    """Turn graph inputs that reach compile-time-only slots into initializers; return the model and the rest."""
+    producer = {out: node for node in model.graph.node for out in node.output}
     static: set[str] = set()
-    for node in model.graph.node:
-        cls = lookup(node.domain, node.op_type)
-        for slot in getattr(cls, "attr_inputs", {}):
-            if slot < len(node.input) and node.input[slot]:
-                static.add(node.input[slot])
+    todo = [node.input[slot] for node in model.graph.node
+            for slot in getattr(lookup(node.domain, node.op_type), "attr_inputs", {})
+            if slot < len(node.input) and node.input[slot]]
+    while todo:  # a compile-time slot fed through a chain of ops needs every graph input of that chain
+        name = todo.pop()
+        if name not in static:
+            static.add(name)
+            todo.extend(i for i in getattr(producer.get(name), "input", ()) if i)
     frozen = onnx.ModelProto()
     frozen.CopyFrom(model)
     feeds = {}
@@ -99,6 +112,7 @@ def run_case(case) -> Outcome:
     ops = tuple(sorted({n.op_type for n in case.model.graph.node}))
     try:
         for inputs, outputs in case.data_sets:
+            inputs, outputs = [as_array(x) for x in inputs], [as_array(x) for x in outputs]
             model, feeds = freeze_static_inputs(case.model, inputs)
             graph = accelgen.load(model)
             with np.errstate(all="ignore"):

@@ -7,6 +7,8 @@ its numpy quantizer lives in `fixed.py` and is bit-exact with the C++ headers (t
 from __future__ import annotations
 
 import enum
+import math
+import operator
 import re
 from dataclasses import dataclass
 
@@ -92,12 +94,23 @@ class FixedType:
     overflow: Overflow = Overflow.WRAP
 
     def __post_init__(self):
-        if not isinstance(self.width, int) or not 1 <= self.width <= 1024:
-            raise ValueError(f"fixed-point width must be an integer in 1..1024, got {self.width!r}")
-        if not isinstance(self.integer, int):
+        width, integer = _as_int(self.width), _as_int(self.integer)
+        if width is None or not 1 <= width <= MAX_FIXED_WIDTH:
+            raise ValueError(f"fixed-point width must be an integer in 1..{MAX_FIXED_WIDTH}, got {self.width!r}")
+        if integer is None:
             raise ValueError(f"fixed-point integer bits must be an integer, got {self.integer!r}")
-        if not isinstance(self.rounding, Rounding) or not isinstance(self.overflow, Overflow):
-            raise ValueError("rounding and overflow must be Rounding and Overflow members")
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise ValueError(f"fixed-point signed must be a bool, got {self.signed!r}")
+        try:  # also accept the mode names, with or without the C++ AP_ prefix
+            rounding = self.rounding if isinstance(self.rounding, Rounding) else Rounding(_mode_name(self.rounding))
+            overflow = self.overflow if isinstance(self.overflow, Overflow) else Overflow(_mode_name(self.overflow))
+        except ValueError:
+            raise ValueError(f"unknown rounding or overflow mode: {self.rounding!r}, {self.overflow!r} "
+                             f"(rounding: {', '.join(m.value for m in Rounding)}; "
+                             f"overflow: {', '.join(m.value for m in Overflow)})") from None
+        for name, value in (("width", width), ("integer", integer), ("signed", bool(self.signed)),
+                            ("rounding", rounding), ("overflow", overflow)):
+            object.__setattr__(self, name, value)
 
     @property
     def fractional(self) -> int:
@@ -105,8 +118,8 @@ class FixedType:
 
     @property
     def lsb(self) -> float:
-        """Value of one unit in the last place."""
-        return 2.0 ** -self.fractional
+        """Value of one unit in the last place, 2**-F."""
+        return _ldexp(1, -self.fractional)
 
     @property
     def raw_min(self) -> int:
@@ -118,11 +131,13 @@ class FixedType:
 
     @property
     def min(self) -> float:
-        return self.raw_min * self.lsb
+        """The most negative value (0 for unsigned); rounded to float64, -inf past its range."""
+        return _ldexp(self.raw_min, -self.fractional)
 
     @property
     def max(self) -> float:
-        return self.raw_max * self.lsb
+        """The largest value, (2**(W-1) - 1) * lsb signed, (2**W - 1) * lsb unsigned; rounded to float64."""
+        return _ldexp(self.raw_max, -self.fractional)
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -151,9 +166,12 @@ class FixedType:
     @classmethod
     def parse(cls, text: str) -> FixedType:
         """Parse `fixed<16,6>`, `ufixed<8,0,RND,SAT>` or the C++ `ap_fixed<16,6,AP_RND,AP_SAT>` spelling."""
-        m = _FIXED_RE.fullmatch(text.replace(" ", ""))
+        if not isinstance(text, str):
+            raise ValueError(f"not a fixed-point type: {text!r}")
+        m = _FIXED_RE.fullmatch(re.sub(r"\s+", "", text))
         if not m:
-            raise ValueError(f"not a fixed-point type: {text!r} (expected e.g. fixed<16,6> or ap_fixed<16,6,AP_RND,AP_SAT>)")
+            raise ValueError(f"not a fixed-point type: {text!r} "
+                             "(expected e.g. fixed<16,6> or ap_fixed<16,6,AP_RND,AP_SAT>)")
         args = m.group("args").split(",")
         if len(args) < 2 or len(args) > 4:
             raise ValueError(f"fixed-point type needs 2 to 4 parameters: {text!r}")
@@ -163,13 +181,45 @@ class FixedType:
             overflow = Overflow(modes[1]) if len(modes) > 1 else Overflow.WRAP
         except ValueError:
             raise ValueError(f"unknown rounding or overflow mode in {text!r}") from None
-        return cls(int(args[0]), int(args[1]), m.group("u") == "", rounding, overflow)
+        try:
+            width, integer = int(args[0]), int(args[1])
+        except ValueError:
+            raise ValueError(f"fixed-point width and integer bits must be integers: {text!r}") from None
+        return cls(width, integer, m.group("u") == "", rounding, overflow)
 
     def quantize(self, x) -> np.ndarray:
         """Values of `x` converted to this type exactly as assigning a double to ap_fixed does (float64 out)."""
         from accelgen.ir.fixed import quantize
 
         return quantize(self, x)[0]
+
+
+MAX_FIXED_WIDTH = 1024  # ap_[u]fixed's default AP_INT_MAX_W
+
+
+def _as_int(value) -> int | None:
+    """value as a Python int if it is an integer (numpy integers too), else None; bools are not integers here."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _ldexp(n: int, e: int) -> float:
+    """n * 2**e as a float (exact while it fits float64; +-inf past the float range, 0 below it)."""
+    extra = max(n.bit_length() - 64, 0)  # huge n: keep 64 leading bits, float64 rounds them anyway
+    try:
+        return math.ldexp(float(n >> extra), e + extra)
+    except OverflowError:
+        return math.copysign(math.inf, n)
+
+
+def _mode_name(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value.strip().upper().removeprefix("AP_")
 
 
 _FIXED_RE = re.compile(r"(?:ap_)?(?P<u>u?)fixed<(?P<args>[^<>]*)>")

@@ -1,0 +1,1 @@
+"""Code generators: HLS C++ projects and TVM kernels."""

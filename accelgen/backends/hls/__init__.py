@@ -1,0 +1,1 @@
+"""Vitis/Vivado HLS C++ backend."""
