@@ -97,6 +97,8 @@ def compare(got: np.ndarray, want, rtol: float, atol: float) -> str:
         return f"dtype {got.dtype} != {want.dtype}"
     if got.shape != want.shape:
         return f"shape {got.shape} != {want.shape}"
+    if want.dtype.kind == "V":  # ml_dtypes (bfloat16): compare as float32, where NaN == NaN is understood
+        got, want = got.astype(np.float32), want.astype(np.float32)
     try:
         if want.dtype.kind in "fc":
             np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)

@@ -68,9 +68,10 @@ def attribute_value(a: onnx.AttributeProto):
 
 
 def attr_from_array(a: np.ndarray):
-    """A constant input turned into an attribute: scalars as Python numbers, 1-D arrays as tuples."""
+    """A constant input turned into an attribute: scalars as numpy scalars (they keep their dtype, which Range's
+    output type depends on), 1-D arrays as tuples of Python numbers."""
     a = np.asarray(a)
-    return a.item() if a.ndim == 0 else tuple(a.reshape(-1).tolist()) if a.ndim == 1 else a
+    return a[()] if a.ndim == 0 else tuple(a.reshape(-1).tolist()) if a.ndim == 1 else a
 
 
 class _Importer:

@@ -494,7 +494,7 @@ class Cast(Op):
             name = _UNSUPPORTED_DTYPES.get(self.to, f"code {self.to}")
             if self.to == 0:
                 raise InvalidModelError("Cast needs the attribute 'to' (the target element type)")
-            raise InvalidModelError(f"Cast to {name} is not supported; accelgen supports "
+            raise InvalidModelError(f"Cast to element type {name} is not supported; accelgen supports "
                                     f"{', '.join(sorted({str(t) for t in ONNX_DTYPES.values()}))}")
 
     @property
