@@ -16,8 +16,9 @@ import numpy as np
 
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op, broadcast_shapes
+from accelgen.ir.ops.dtypes import onnx_dtype
 from accelgen.ir.ops.registry import register
-from accelgen.ir.types import (BF16, BOOL, F16, F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, BoolType,
+from accelgen.ir.types import (BF16, BOOL, F16, F32, BoolType,
                                ElementType, FixedType, FloatType, IntType, TensorType, from_numpy)
 
 # -- element kinds ------------------------------------------------------------------------------------------------
@@ -462,14 +463,6 @@ class Mean(Variadic):
 
 # -- type conversion ----------------------------------------------------------------------------------------------
 # ONNX TensorProto.DataType codes (kept here: onnx is imported only by the frontend).
-ONNX_DTYPES: dict[int, ElementType] = {1: F32, 2: U8, 3: I8, 4: U16, 5: I16, 6: I32, 7: I64, 9: BOOL, 10: F16,
-                                       11: F64, 12: U32, 13: U64, 16: BF16}
-_UNSUPPORTED_DTYPES = {0: "UNDEFINED", 8: "STRING", 14: "COMPLEX64", 15: "COMPLEX128", 17: "FLOAT8E4M3FN",
-                       18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2", 20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4",
-                       23: "FLOAT4E2M1", 24: "FLOAT8E8M0", 25: "UINT2", 26: "INT2", 27: "FLOAT6E2M3",
-                       28: "FLOAT6E3M2"}
-
-
 def convert(x: np.ndarray, dtype: ElementType) -> np.ndarray:
     """ONNX Cast semantics: float -> int truncates, int -> narrower int wraps, nonzero (and NaN) -> True."""
     with np.errstate(all="ignore"):
@@ -490,16 +483,13 @@ class Cast(Op):
     ignored_attrs = frozenset({"saturate", "round_mode"})
 
     def __post_init__(self):
-        if self.to not in ONNX_DTYPES:
-            name = _UNSUPPORTED_DTYPES.get(self.to, f"code {self.to}")
-            if self.to == 0:
-                raise InvalidModelError("Cast needs the attribute 'to' (the target element type)")
-            raise InvalidModelError(f"Cast to element type {name} is not supported; accelgen supports "
-                                    f"{', '.join(sorted({str(t) for t in ONNX_DTYPES.values()}))}")
+        if self.to == 0:
+            raise InvalidModelError("Cast needs the attribute 'to' (the target element type)")
+        onnx_dtype(self.to, "Cast")
 
     @property
     def dtype(self) -> ElementType:
-        return ONNX_DTYPES[self.to]
+        return onnx_dtype(self.to, "Cast")
 
     def infer(self, inputs):
         self.arity(inputs, 1)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import helper
 
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op, normalize_axis
+from accelgen.ir.ops.dtypes import onnx_dtype
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import TensorType, from_numpy
 
@@ -141,7 +141,7 @@ class LayerNormalization(Op):
         if not 1 <= self.outputs <= 3:
             raise InvalidModelError(f"LayerNormalization has 1 to 3 outputs, got {self.outputs}")
         try:
-            stash = np.dtype(helper.tensor_dtype_to_np_dtype(self.stash_type))
+            stash = onnx_dtype(self.stash_type, 'LayerNormalization stash_type').np_dtype
         except (KeyError, TypeError, ValueError):
             stash = None
         if stash is None or stash.kind != "f" and stash.name != "bfloat16":
@@ -155,7 +155,7 @@ class LayerNormalization(Op):
 
     @property
     def stash_dtype(self) -> np.dtype:
-        return np.dtype(helper.tensor_dtype_to_np_dtype(self.stash_type))
+        return onnx_dtype(self.stash_type, 'LayerNormalization stash_type').np_dtype
 
     def infer(self, inputs):
         self.arity(inputs, 2, 3)
