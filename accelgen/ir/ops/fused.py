@@ -1,0 +1,77 @@
+"""accelgen's own ops, produced by fusion passes (domain "accelgen"; never read from ONNX).
+
+Fused ops hold their pieces as values: `Dense(activation=Relu())` keeps the activation's op instance, so its
+meaning is the activation's own `compute`, not a copy of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelgen.errors import ShapeError
+from accelgen.ir.ops.base import ACCELGEN_DOMAIN, Cost, Op
+from accelgen.ir.ops.registry import register
+from accelgen.ir.types import TensorType
+
+
+def _apply(activation: Op | None, y: np.ndarray) -> np.ndarray:
+    return y if activation is None else activation.compute([y])[0]
+
+
+@register
+@dataclass(frozen=True)
+class Dense(Op):
+    """y = activation(x @ W + b), token-wise over the leading dims of x: x [..., K], W [K, N] constant, b [N].
+
+    The product is computed in float32 as one matrix multiply over all tokens, the bias added after it, then the
+    activation: the same order of operations as MatMul, Add and the activation op, so the fusion changes no bits.
+    """
+
+    domain = ACCELGEN_DOMAIN
+    activation: Op | None = None
+
+    def infer(self, inputs):
+        self.arity(inputs, 2, 3)
+        x, w = inputs[:2]
+        b = inputs[2] if len(inputs) > 2 else None
+        if x.rank < 1 or w.rank != 2 or x.shape[-1] != w.shape[0]:
+            raise ShapeError(f"Dense: input {x} does not fit weight {w} (expected x[..., K] and W[K, N])")
+        if b is not None and b.shape != (w.shape[1],):
+            raise ShapeError(f"Dense: bias {b} must have shape ({w.shape[1]},)")
+        out = TensorType(x.shape[:-1] + (w.shape[1],), x.dtype)
+        return [self.activation.infer([out])[0] if self.activation is not None else out]
+
+    def compute(self, inputs):
+        x, w = inputs[:2]
+        y = np.matmul(x, w)
+        if len(inputs) > 2 and inputs[2] is not None:
+            y = y + inputs[2]
+        return [_apply(self.activation, y.astype(x.dtype, copy=False))]
+
+    def cost(self, inputs, outputs):
+        x, w = inputs[:2]
+        base = super().cost(inputs, outputs)
+        return Cost(macs=x.numel // x.shape[-1] * w.numel, bytes=base.bytes)
+
+
+@register
+@dataclass(frozen=True)
+class FusedConv(Op):
+    """activation(Conv(x, W, b)): `conv` is the ONNX Conv op instance with its attributes."""
+
+    domain = ACCELGEN_DOMAIN
+    conv: Op = None
+    activation: Op | None = None
+
+    def infer(self, inputs):
+        out = self.conv.infer(inputs)[0]
+        return [self.activation.infer([out])[0] if self.activation is not None else out]
+
+    def compute(self, inputs):
+        y = self.conv.compute(inputs)[0]
+        return [_apply(self.activation, y)]
+
+    def cost(self, inputs, outputs):
+        return self.conv.cost(inputs, outputs)
