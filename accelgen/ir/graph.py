@@ -162,9 +162,31 @@ class Graph:
         self.nodes.remove(node)
 
     def replace_all_uses_with(self, old: Value, new: Value):
+        """Point every use of `old` at `new`. Graph outputs keep their names (callers look results up by them):
+        `new` takes over the name when it is a plain node output, otherwise an Identity carries the name."""
         for node, index in list(old.uses):
             node.set_input(index, new)
+        if not any(v is old for v in self.outputs):
+            return
+        renamable = new.producer is not None and not any(v is new for v in self.outputs)
+        if not renamable:
+            from accelgen.ir.ops.elementwise import Identity
+
+            carrier = self.add_node(Identity(), [new], name=f"{old.name}_identity")
+            new = carrier.outputs[0]
         self.outputs = [new if v is old else v for v in self.outputs]
+        name = old.name
+        self.rename(old, self.unique_name(name + "_replaced"))
+        self.rename(new, name)
+
+    def rename(self, value: Value, name: str):
+        """Give `value` a name (unique in the graph unless it is the value's own old name being reused)."""
+        if value.name in self.constants and self.constants[value.name] is value:
+            del self.constants[value.name]
+            self.constants[name] = value
+        self._names.discard(value.name)
+        self._names.add(name)
+        value.name = name
 
     def remove_unused_constants(self):
         used = {id(v) for n in self.nodes for v in n.inputs if v is not None} | {id(v) for v in self.outputs}

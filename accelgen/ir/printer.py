@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from accelgen.ir.graph import Graph, Value
+from accelgen.ir.ops.base import Op
 
 
 def _ref(v: Value | None) -> str:
@@ -17,6 +18,9 @@ def _ref(v: Value | None) -> str:
 
 
 def _attr(value) -> str:
+    if isinstance(value, Op):  # fused ops hold ops as values: Dense {activation=LeakyRelu(alpha=0.1)}
+        inner = ", ".join(f"{k}={_attr(v)}" for k, v in value.attrs().items())
+        return f"{value.op_type}({inner})" if inner else value.op_type
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, tuple):

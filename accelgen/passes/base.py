@@ -77,6 +77,8 @@ def random_inputs(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
 def assert_close(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray], rtol: float, atol: float,
                  where: str) -> None:
     for name, want in before.items():
+        if name not in after:
+            raise PassError(f"{where}: output {name!r} is gone (outputs now: {', '.join(after)})")
         got = after[name]
         if got.shape != want.shape or got.dtype != want.dtype:
             raise PassError(f"{where}: output {name!r} changed from {want.dtype}{list(want.shape)} to "

@@ -68,8 +68,8 @@ def _match_value(pat: Pat, v: Value | None, m: Match, root: bool) -> bool:
     node = v.producer
     if node is None or node.op_type not in pat.op_types or (pat.where is not None and not pat.where(node)):
         return False
-    if not root and (len(v.uses) != 1 or len(node.outputs) != 1):
-        return False  # an interior value used elsewhere would have to be kept
+    if not root and (len(v.uses) != 1 or len(node.outputs) != 1 or any(o is v for o in node.graph.outputs)):
+        return False  # an interior value used elsewhere (or a graph output) would have to be kept
     return _match_node(pat, node, m)
 
 
@@ -159,13 +159,13 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], result: PassResult) -> None
             break
 
 
-@dataclass
 class RewritePass(Pass):
     """A pass made of rules, applied in sweeps until none fires."""
 
-    name: str
-    rules: Sequence[Rule]
-    max_sweeps: int = 20
+    def __init__(self, name: str, rules: Sequence[Rule], max_sweeps: int = 20):
+        self.name = name
+        self.rules = list(rules)
+        self.max_sweeps = max_sweeps
 
     def run(self, graph: Graph) -> PassResult:
         result = PassResult(graph)

@@ -85,3 +85,15 @@ def test_printer():
     assert "@w: f32[1,4]" in text
     g.add_node(LeakyRelu(alpha=0.25), [g.outputs[0]], ["c"])
     assert "LeakyRelu(%b) {alpha=0.25}" in str(g)
+
+
+def test_replacing_a_graph_output_keeps_its_name():
+    g, x, w, a, b = small_graph()
+    c = g.add_node(Relu(), [a.outputs[0]], ["c"])
+    g.replace_all_uses_with(b.outputs[0], c.outputs[0])
+    assert [v.name for v in g.outputs] == ["b"] and g.outputs[0] is c.outputs[0]
+    g.remove_node(b)
+    verify(g)
+    g.replace_all_uses_with(g.outputs[0], x)  # a graph input cannot be renamed: an Identity carries the name
+    assert g.outputs[0].name == "b" and g.outputs[0].producer.op_type == "Identity"
+    verify(g)
