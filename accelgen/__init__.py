@@ -4,6 +4,7 @@ The public API:
 
     g = accelgen.load("model.onnx", input_shapes={"x": (1, 16)})
     outs = accelgen.run(g, {"x": x})
+    g2 = accelgen.optimize(g)          # fused, cleaned-up copy; g is unchanged
     accelgen.supported_ops()
 """
 
@@ -13,8 +14,9 @@ from accelgen.ir.graph import Graph, Node, Value
 from accelgen.ir.interpreter import run
 from accelgen.ir.ops import supported_ops
 from accelgen.ir.types import FixedType, Overflow, Rounding, TensorType
+from accelgen.passes import optimize
 
 __version__ = "0.1.0"
 
-__all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "run",
+__all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "optimize", "run",
            "supported_ops", "__version__"]

@@ -7,16 +7,22 @@ User errors (accelgen.errors.*, bad flags, unreadable files) print one line and 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+import tempfile
+import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 import accelgen
-from accelgen.errors import AccelgenError, OptionError
+from accelgen.errors import AccelgenError, OptionError, ShapeError
 from accelgen.ir.graph import Graph
 
 USER_ERROR = 2
+_DIM = re.compile(r"\s*[0-9]+\s*")
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
@@ -24,47 +30,112 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     name, sep, dims = text.rpartition("=")
     if not sep or not name:
         raise OptionError(f"--input-shape {text!r}: expected NAME=DxDx... e.g. x=1x16")
+    parts = dims.replace(",", "x").split("x") if dims else []
+    if not all(_DIM.fullmatch(d) for d in parts):
+        raise OptionError(f"--input-shape {text!r}: dimensions must be non-negative integers, e.g. x=1x16")
+    return name, tuple(int(d) for d in parts)
+
+
+def input_shapes(args) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in args.input_shape or []:
+        name, shape = parse_shape(text)
+        if name in shapes:
+            raise OptionError(f"--input-shape {text!r}: the shape of {name!r} is already given")
+        shapes[name] = shape
+    return shapes
+
+
+def _read_arrays(path: Path, what: str) -> dict[str, np.ndarray] | np.ndarray:
+    """The array of a .npy file or the arrays of a .npz archive. Never unpickles."""
     try:
-        shape = tuple(int(d) for d in dims.replace(",", "x").split("x")) if dims else ()
-    except ValueError:
-        raise OptionError(f"--input-shape {text!r}: dimensions must be integers, e.g. x=1x16") from None
-    if any(d < 0 for d in shape):
-        raise OptionError(f"--input-shape {text!r}: dimensions must be non-negative")
-    return name, shape
-
-
-def input_shapes(args) -> dict[str, tuple[int, ...]] | None:
-    shapes = dict(parse_shape(s) for s in args.input_shape or [])
-    return shapes or None
-
-
-def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
-    """`--input x=a.npy` binds one input; `--input data.npz` binds one input per array in the archive."""
-    arrays: dict[str, np.ndarray] = {}
-    for spec in specs:
-        name, sep, file = spec.rpartition("=")
-        path = Path(file if sep else spec)
-        if not path.is_file():
-            raise OptionError(f"--input {spec!r}: no such file {str(path)!r}")
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise OptionError(f"--input {spec!r}: not a .npy/.npz file ({e})") from None
-        if isinstance(data, np.lib.npyio.NpzFile):
-            if sep:
-                if name not in data.files:
-                    raise OptionError(f"--input {spec!r}: the archive has no array {name!r} (it has {data.files})")
-                arrays[name] = data[name]
-            else:
-                arrays.update({k: data[k] for k in data.files})
-        else:
-            if not sep:
-                raise OptionError(f"--input {spec!r}: a .npy file needs a name, e.g. --input x={spec}")
-            arrays[name] = data
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            return data
+        with data:
+            arrays = {k: data[k] for k in data.files}
+    except OSError as e:
+        raise OptionError(f"{what}: cannot read {str(path)!r}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - numpy reports malformed files with assorted exceptions
+        if "pickle" in str(e):
+            raise OptionError(f"{what}: {str(path)!r} holds pickled Python objects, which accelgen never loads; save "
+                              "plain arrays with np.save or np.savez") from None
+        raise OptionError(f"{what}: {str(path)!r} is not a valid .npy/.npz file ({type(e).__name__}: {e})") from None
+    bad = [k for k, a in arrays.items() if not isinstance(a, np.ndarray)]
+    if bad:
+        raise OptionError(f"{what}: {str(path)!r} holds {bad[0]!r}, which is not a .npy array")
     return arrays
 
 
-def _params(graph: Graph, node) -> int:
+def load_inputs(specs: list[str]) -> dict[str, np.ndarray]:
+    """`--input x=a.npy` binds one input (x=b.npz: the archive's array x); `--input data.npz` binds one input per
+    array in the archive. A spec that is itself an existing file is a path, even if it contains '='."""
+    arrays: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if Path(spec).is_file():
+            name, sep, file = "", "", spec
+        what = f"--input {spec!r}"
+        if sep and not name:
+            raise OptionError(f"{what}: expected NAME=FILE.npy, NAME=FILE.npz or FILE.npz")
+        path = Path(file)
+        if path.is_dir():
+            raise OptionError(f"{what}: {str(path)!r} is a folder, not a .npy/.npz file")
+        if not path.is_file():
+            raise OptionError(f"{what}: no such file {str(path)!r}")
+        data = _read_arrays(path, what)
+        if isinstance(data, dict):
+            if sep:
+                if name not in data:
+                    raise OptionError(f"{what}: the archive has no array {name!r} (it has {sorted(data)})")
+                data = {name: data[name]}
+        elif sep:
+            data = {name: data}
+        else:
+            raise OptionError(f"{what}: a .npy file needs a name, e.g. --input x={spec}")
+        for key, array in data.items():
+            if key in arrays:
+                raise OptionError(f"{what}: input {key!r} is already given by an earlier --input")
+            arrays[key] = array
+    return arrays
+
+
+def output_path(text: str, force: bool) -> Path:
+    """The --output file, checked before anything runs: its folder exists and is writable; it exists only with
+    --force."""
+    what = f"--output {text!r}"
+    if not text:
+        raise OptionError("--output needs a file name, e.g. --output out.npz")
+    path = Path(text)
+    if path.is_dir():
+        raise OptionError(f"{what} is a folder; give a file name, e.g. {str(path / 'out.npz')!r}")
+    if path.exists() and not force:
+        raise OptionError(f"{what} exists; pass --force to overwrite it")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OptionError(f"{what}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OptionError(f"{what}: permission denied")
+    return path
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save `arrays` as an uncompressed .npz at exactly `path` (np.savez would add '.npz' to other names, and
+    output names such as 'file' would clash with its parameters). Written to a temporary file first, so a failed
+    write never leaves half a file or destroys the one --force replaces."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, a in arrays.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _params(node) -> int:
     return sum(v.type.numel for v in node.inputs if v is not None and v.is_constant)
 
 
@@ -77,7 +148,7 @@ def inspect_table(graph: Graph) -> str:
         total_macs += cost.macs
         out = node.outputs[0].type if node.outputs else None
         rows.append((node.name, node.op_type, "x".join(map(str, out.shape)) if out else "-",
-                     str(out.dtype) if out else "-", f"{_params(graph, node):,}", f"{cost.macs:,}"))
+                     str(out.dtype) if out else "-", f"{_params(node):,}", f"{cost.macs:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     numeric = {4, 5}
 
@@ -100,20 +171,67 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_run(args) -> int:
+    output = output_path(args.output, args.force) if args.output is not None else None
     inputs = load_inputs(args.input or [])
-    # Without --input-shape, the data fixes the shapes (a batch of 4 rows runs as batch 4).
-    shapes = input_shapes(args) or {name: a.shape for name, a in inputs.items()}
-    graph = accelgen.load(args.model, input_shapes=shapes)
-    if args.output and Path(args.output).exists() and not args.force:
-        raise OptionError(f"--output {args.output!r} exists; pass --force to overwrite it")
+    # The data fixes the shapes --input-shape does not give (a batch of 4 rows runs as batch 4).
+    given = input_shapes(args)
+    from_data = {name: a.shape for name, a in inputs.items() if name not in given}
+    try:
+        graph = accelgen.load(args.model, input_shapes={**from_data, **given})
+    except ShapeError as e:
+        if not from_data:
+            raise
+        shown = ", ".join(f"{n}={'x'.join(map(str, s)) or 'scalar'}" for n, s in from_data.items())
+        raise ShapeError(f"{e} (shapes taken from the --input data: {shown})") from e
     outputs = accelgen.run(graph, inputs)
-    if args.output:
-        np.savez(args.output, **outputs)
-        print(f"wrote {', '.join(outputs)} to {args.output}")
+    if output is not None:
+        try:
+            write_npz(output, outputs)
+        except OSError as e:
+            raise OptionError(f"--output {args.output!r}: cannot write it: {e.strerror or e}") from None
+        print(f"wrote {', '.join(outputs)} to {output}")
     else:
         with np.printoptions(precision=6, suppress=True, threshold=200):
             for name, value in outputs.items():
                 print(f"{name}: {value.dtype}{list(value.shape)}\n{value}")
+    return 0
+
+
+def census(graph: Graph) -> Counter:
+    return Counter(n.op_type for n in graph.nodes)
+
+
+def cmd_optimize(args) -> int:
+    from accelgen.passes import optimize_with_report
+
+    pipeline = args.pipeline
+    if args.passes is not None:
+        pipeline = [p.strip() for p in args.passes.split(",") if p.strip()]
+        if not pipeline:
+            raise OptionError(f"--passes {args.passes!r}: give pass names separated by commas, e.g. --passes cse,dce")
+    graph = accelgen.load(args.model, input_shapes=input_shapes(args))
+
+    def show(name, g):
+        print(f"// IR after {name}\n{g}\n")
+
+    result = optimize_with_report(graph, pipeline, verify_each=args.verify_each, check=args.verify_each,
+                                  print_ir_after=show if args.print_ir_after_all else None)
+    before, after = census(graph), census(result.graph)
+    rows = sorted(set(before) | set(after), key=lambda op: (-after[op], -before[op], op))
+    width = max(len(op) for op in rows) if rows else 2
+    print(f"{'op':{width}}  before  after")
+    for op in rows:
+        print(f"{op:{width}}  {before[op]:6d}  {after[op]:5d}")
+    print(f"{'total':{width}}  {sum(before.values()):6d}  {sum(after.values()):5d}")
+    print("\nrules fired:" if result.fired else "\nno rule fired")
+    for rule, count in sorted(result.fired.items()):
+        print(f"  {rule}: {count}")
+    if args.explain:
+        print("\nrules that matched but refused:" if result.refusals else "\nno rule refused a match")
+        for refusal in result.refusals:
+            print(f"  {refusal}")
+    if args.print_ir:
+        print(f"\n{result.graph}")
     return 0
 
 
@@ -126,10 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelgen", description="Compile ONNX models to FPGA HLS projects and TVM kernels.")
     p.add_argument("--version", action="version", version=f"accelgen {accelgen.__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    # --debug also after the subcommand; SUPPRESS keeps a --debug given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     def model_command(name, help):
-        s = sub.add_parser(name, help=help)
+        s = sub.add_parser(name, help=help, parents=[common])
         s.add_argument("model", help="ONNX model file")
         s.add_argument("--input-shape", action="append", metavar="NAME=DxD", help="static shape of an input, e.g. x=1x16")
         return s
@@ -142,7 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="OUT.npz", help="save outputs to a .npz file")
     s.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser("ops", help="list the supported ONNX op types")
+    s = model_command("optimize", "run an optimization pipeline and show what it did")
+    s.add_argument("--pipeline", default="default", help="named pipeline (default, cleanup, none)")
+    s.add_argument("--passes", metavar="A,B,...", help="run these passes in order instead of a pipeline")
+    s.add_argument("--print-ir", action="store_true", help="print the optimized IR")
+    s.add_argument("--explain", action="store_true", help="list rules that matched but refused, with the reason")
+    s.add_argument("--verify-each", action="store_true",
+                   help="verify the IR and check the outputs are unchanged after every pass")
+    s.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass")
+    s.set_defaults(func=cmd_optimize)
+    s = sub.add_parser("ops", help="list the supported ONNX op types", parents=[common])
     s.set_defaults(func=cmd_ops)
     return p
 
@@ -158,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         return USER_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (accelgen inspect ... | head): stop quietly
+        try:  # and keep Python from complaining when it flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ class InvalidModelError(AccelgenError):
 
 
 class InputError(AccelgenError):
-    """Inputs given to run() do not match the graph (names, shapes, dtypes)."""
+    """Inputs given to run() do not match the graph (names, shapes, dtypes), or an op fails on their values (an index
+    out of range)."""
 
 
 class OptionError(AccelgenError):

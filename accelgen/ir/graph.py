@@ -7,7 +7,6 @@ uses it. Nodes are kept in topological order. Passes change graphs only through 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -109,17 +108,27 @@ class Graph:
         self.outputs: list[Value] = []
         self.nodes: list[Node] = []
         self.constants: dict[str, Value] = {}
-        self._names: set[str] = set()
-        self._counter = itertools.count()
+        self._names: set[str] = set()  # value names
+        self._node_names: set[str] = set()
+        self._suffix: dict[str, int] = {}  # next numeric suffix to try per base name
 
     # -- naming -------------------------------------------------------------------------------------------------
-    def unique_name(self, base: str) -> str:
+    def _unique(self, base: str, taken: set[str]) -> str:
         base = base or "v"
         name = base
-        while name in self._names:
-            name = f"{base}_{next(self._counter)}"
-        self._names.add(name)
+        while name in taken:
+            n = self._suffix.get(base, 0)
+            self._suffix[base] = n + 1
+            name = f"{base}_{n}"
+        taken.add(name)
         return name
+
+    def unique_name(self, base: str) -> str:
+        """A value name not used yet in this graph."""
+        return self._unique(base, self._names)
+
+    def unique_node_name(self, base: str) -> str:
+        return self._unique(base, self._node_names)
 
     # -- building -----------------------------------------------------------------------------------------------
     def add_input(self, name: str, type: TensorType) -> Value:
@@ -144,7 +153,7 @@ class Graph:
         if len(names) != len(types):
             raise ValueError(f"{op.op_type}: {len(types)} outputs, {len(names)} names given")
         outputs = [self.new_value(n, t) for n, t in zip(names, types)]
-        node = Node(op, inputs, outputs, self.unique_name(name or op.op_type))
+        node = Node(op, inputs, outputs, self.unique_node_name(name or op.op_type))
         node.graph = self
         if before is None:
             self.nodes.append(node)
@@ -227,8 +236,7 @@ class Graph:
     def copy(self) -> Graph:
         """A deep copy of the structure; constant arrays are shared (treat them as immutable)."""
         g = Graph(self.name)
-        g._names = set(self._names)
-        g._counter = itertools.count(next(itertools.tee(self._counter)[0]))
+        g._names, g._node_names, g._suffix = set(self._names), set(self._node_names), dict(self._suffix)
         vmap: dict[int, Value] = {}
 
         def clone(v: Value) -> Value:

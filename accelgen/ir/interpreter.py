@@ -7,12 +7,58 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from accelgen.errors import InputError
+from accelgen.errors import AccelgenError, InputError, UnsupportedOpsError
 from accelgen.ir.graph import Graph
+from accelgen.ir.types import BoolType, ElementType, IntType, from_numpy
+
+
+def _kind(t: ElementType) -> str:
+    """'bool', 'int' or 'float' (fixed-point values are held as floats)."""
+    return "bool" if isinstance(t, BoolType) else "int" if isinstance(t, IntType) else "float"
+
+
+def _as_array(name: str, value) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists
+        raise InputError(f"input {name!r} is not an array: {e}") from None
+    if a.dtype == object:
+        raise InputError(f"input {name!r} is not a numeric array (got {type(value).__name__})")
+    return a
+
+
+def _convert(name: str, a: np.ndarray, want: ElementType) -> np.ndarray:
+    """`a` as the graph's element type. Only lossless kind changes are made: integers to integers (when every value
+    fits) and integers or floats to floats (when no finite value overflows). Floats are never rounded to integers."""
+    np_want = want.np_dtype
+    if a.dtype == np_want:
+        return a
+    try:
+        have = _kind(from_numpy(a.dtype))
+    except TypeError:
+        have = None
+    need = _kind(want)
+    if have == need == "int":
+        info = np.iinfo(np_want)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < info.min or hi > info.max:
+            raise InputError(f"input {name!r} has values in [{lo}, {hi}], outside the range of the graph's "
+                             f"{np_want} ([{info.min}, {info.max}])")
+        return a.astype(np_want)
+    if need == "float" and have in ("int", "float"):
+        with np.errstate(over="ignore"):
+            converted = a.astype(np_want)
+        if np.any(np.isinf(converted) & ~np.isinf(a)):
+            raise InputError(f"input {name!r} has values too large for the graph's {np_want} (they would become inf)")
+        return converted
+    hint = " (accelgen does not round floats to integers: convert the data first)" if have == "float" else ""
+    raise InputError(f"input {name!r} has dtype {a.dtype}, the graph expects {np_want}{hint}")
 
 
 def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Validate names, shapes and dtypes of run() inputs; return them as arrays of the graph's dtypes."""
+    if not isinstance(graph, Graph):
+        raise InputError(f"run() needs a Graph (from accelgen.load), got {type(graph).__name__}")
     if not isinstance(inputs, Mapping):
         raise InputError(f"inputs must be a dict of name -> array, got {type(inputs).__name__}")
     expected = {v.name: v for v in graph.inputs}
@@ -28,35 +74,39 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
                          f"{', '.join(f'{v.name}: {v.type}' for v in graph.inputs) or 'none'})")
     arrays = {}
     for name, v in expected.items():
-        a = np.asarray(inputs[name])
-        want = v.type.dtype.np_dtype
+        a = _as_array(name, inputs[name])
         if a.shape != v.shape:
             raise InputError(f"input {name!r} has shape {a.shape}, the graph expects {v.shape}")
-        if a.dtype != want:
-            same_kind = np.can_cast(a.dtype, want, casting="same_kind") and a.dtype.kind == want.kind
-            if not (same_kind or (a.dtype.kind in "iu" and want.kind == "f")):
-                raise InputError(f"input {name!r} has dtype {a.dtype}, the graph expects {want}")
-            a = a.astype(want)
-        arrays[name] = a
+        arrays[name] = _convert(name, a, v.type.dtype)
     return arrays
 
 
 def run(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Execute `graph` on named input arrays; return its outputs by name."""
-    env: dict[int, np.ndarray] = {id(v): v.data for v in graph.constants.values()}
+    """Execute `graph` on named input arrays; return its outputs by name.
+
+    Floating-point results follow IEEE arithmetic (NaN and inf propagate without warnings). An op that fails on
+    the data (an index out of range...) raises an `InputError` naming the node."""
     arrays = check_inputs(graph, inputs)
+    env: dict[int, np.ndarray] = {id(v): v.data for v in graph.constants.values()}
     for v in graph.inputs:
         env[id(v)] = arrays[v.name]
-    for node in graph.nodes:
-        args = [env[id(v)] if v is not None else None for v in node.inputs]
-        results = node.op.compute(args)
-        if len(results) < len(node.outputs):
-            raise AssertionError(f"{node.name} ({node.op_type}) returned {len(results)} outputs, "
-                                 f"expected {len(node.outputs)}")
-        for v, r in zip(node.outputs, results):
-            r = np.asarray(r)
-            if r.shape != v.shape:
-                raise AssertionError(f"{node.name} ({node.op_type}) computed shape {r.shape} for {v.name}, "
-                                     f"inferred {v.shape}")
-            env[id(v)] = r.astype(v.type.dtype.np_dtype, copy=False)
-    return {v.name: env[id(v)] for v in graph.outputs}
+    with np.errstate(all="ignore"):
+        for node in graph.nodes:
+            args = [env[id(v)] if v is not None else None for v in node.inputs]
+            label = f"node {node.name!r} ({node.op_type})"
+            try:
+                results = node.op.compute(args)
+            except AccelgenError as e:
+                kind = InputError if isinstance(e, UnsupportedOpsError) else type(e)
+                raise kind(f"{label}: {e}") from e
+            except (IndexError, ValueError, ArithmeticError) as e:  # numpy failing on the data
+                raise InputError(f"{label} failed on this input: {e}") from e
+            if len(results) < len(node.outputs):
+                raise AssertionError(f"{label} returned {len(results)} outputs, expected {len(node.outputs)}")
+            for v, r in zip(node.outputs, results):
+                r = np.asarray(r)
+                if r.shape != v.shape:
+                    raise AssertionError(f"{label} computed shape {r.shape} for {v.name}, inferred {v.shape}")
+                env[id(v)] = r.astype(v.type.dtype.np_dtype, copy=False)
+    # An output that is a constant or a graph input would otherwise hand out the graph's (or the caller's) array.
+    return {v.name: env[id(v)].copy() if v.producer is None else env[id(v)] for v in graph.outputs}

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelgen.errors import ShapeError
+from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import ACCELGEN_DOMAIN, Cost, Op
+from accelgen.ir.ops.elementwise import working
+from accelgen.ir.ops.linear import as_work, same_dtype
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import TensorType
 
@@ -25,8 +27,9 @@ def _apply(activation: Op | None, y: np.ndarray) -> np.ndarray:
 class Dense(Op):
     """y = activation(x @ W + b), token-wise over the leading dims of x: x [..., K], W [K, N] constant, b [N].
 
-    The product is computed in float32 as one matrix multiply over all tokens, the bias added after it, then the
-    activation: the same order of operations as MatMul, Add and the activation op, so the fusion changes no bits.
+    Computed exactly as the MatMul, Add and activation ops it replaces: the product accumulated in float32 (float64
+    stays float64) and rounded to x's type, the bias added in float32 for half types and rounded again, then the
+    activation's own compute. So fusing MatMul + Add + activation changes no bits, in any dtype.
     """
 
     domain = ACCELGEN_DOMAIN
@@ -36,6 +39,7 @@ class Dense(Op):
         self.arity(inputs, 2, 3)
         x, w = inputs[:2]
         b = inputs[2] if len(inputs) > 2 else None
+        same_dtype(self, x, w, b)
         if x.rank < 1 or w.rank != 2 or x.shape[-1] != w.shape[0]:
             raise ShapeError(f"Dense: input {x} does not fit weight {w} (expected x[..., K] and W[K, N])")
         if b is not None and b.shape != (w.shape[1],):
@@ -45,15 +49,17 @@ class Dense(Op):
 
     def compute(self, inputs):
         x, w = inputs[:2]
-        y = np.matmul(x, w)
+        y = np.asarray(np.matmul(as_work(x), as_work(w))).astype(x.dtype, copy=False)
         if len(inputs) > 2 and inputs[2] is not None:
-            y = y + inputs[2]
-        return [_apply(self.activation, y.astype(x.dtype, copy=False))]
+            with np.errstate(all="ignore"):
+                y = np.asarray(working(y) + working(inputs[2])).astype(x.dtype, copy=False)
+        return [_apply(self.activation, y)]
 
     def cost(self, inputs, outputs):
         x, w = inputs[:2]
         base = super().cost(inputs, outputs)
-        return Cost(macs=x.numel // x.shape[-1] * w.numel, bytes=base.bytes)
+        tokens = int(np.prod(x.shape[:-1], dtype=np.int64))
+        return Cost(macs=tokens * w.numel, bytes=base.bytes)
 
 
 @register
@@ -64,6 +70,10 @@ class FusedConv(Op):
     domain = ACCELGEN_DOMAIN
     conv: Op = None
     activation: Op | None = None
+
+    def __post_init__(self):
+        if self.conv is None or self.conv.op_type != "Conv":
+            raise InvalidModelError(f"FusedConv: conv must be a Conv op, got {self.conv}")
 
     def infer(self, inputs):
         out = self.conv.infer(inputs)[0]
