@@ -433,10 +433,12 @@ def trace_output(graph: Graph, core: Core, head_of: np.ndarray, batch_of: np.nda
     return OutputSide(proj, chain, layout, proj.weight[_columns(blocks, hd)], bias, result, nodes)
 
 
-def _furthest_forward(graph: Graph, start: Value, index: np.ndarray, shape: tuple[int, ...]) -> tuple[Value, list]:
-    """The last value on the single-use movement chain after `start` that holds exactly the batch-first tensor of
-    `shape` whose flat indices `index` (shaped like `start`) gives; with the chain's nodes. (start, []) if none."""
-    best: tuple[Value, list] = (start, [])
+def _furthest_forward(graph: Graph, start: Value, index: np.ndarray, shape: tuple[int, ...]):
+    """The last value on the single-use movement chain from `start` that holds the batch-first tensor of `shape`
+    whose flat indices `index` (shaped like `start`) gives, else the last holding it sequence-first; returns the
+    value, the chain's nodes up to it and whether it is sequence-first. (start, [], False) if there is neither."""
+    canonical = np.arange(index.size).reshape(shape)
+    found = {False: None, True: None}
     chain, v = [], start
     for _ in range(MAX_CHAIN):
         use = _single_use(v, graph)
@@ -445,9 +447,11 @@ def _furthest_forward(graph: Graph, start: Value, index: np.ndarray, shape: tupl
             break
         chain.append(step)
         v = step.node.outputs[0]
-        if v.shape == shape and np.array_equal(run_chain(chain, index, False)[0], np.arange(index.size).reshape(shape)):
-            best = (v, [s.node for s in chain])
-    return best
+        moved = run_chain(chain, index, False)[0]
+        for seq_first, want in ((False, canonical), (True, canonical.transpose(1, 0, 2))):
+            if v.shape == want.shape and np.array_equal(moved, want):
+                found[seq_first] = (v, [s.node for s in chain], seq_first)
+    return found[False] or found[True] or (start, [], False)
 
 
 def _batch_first_source(x: Value, want: np.ndarray, shape: tuple[int, ...]) -> Value | None:
@@ -542,8 +546,8 @@ def fuse(graph: Graph, core: Core) -> None:
     out = trace_output(graph, core, head_of, batch_of, heads, batch)
     mask_shape = _mask_layout(core, head_of, batch_of, heads, batch) if core.mask is not None else None
     e_out = out.result.shape[-1]
-    replaced, after = _furthest_forward(graph, out.result, _token_index(out.layout, batch, seq, e_out).reshape(
-        out.result.shape), (batch, seq, e_out))
+    replaced, after, seq_first = _furthest_forward(graph, out.result, _token_index(out.layout, batch, seq, e_out)
+                                                   .reshape(out.result.shape), (batch, seq, e_out))
     nodes = [*core.nodes, *out.nodes, *after]
     for path in (q, k, v):
         nodes += [*path.proj.nodes, *(s.node for s in path.chain)]
@@ -586,7 +590,9 @@ def fuse(graph: Graph, core: Core) -> None:
     op = MultiHeadAttention(num_heads=heads, head_dim=hd, scale=float(core.scale * q.scale * k.scale),
                             causal=core.causal, zero_masked_rows=core.zero_masked_rows)
     y = graph.add_node(op, [x_q, x_kv, mask, *weights], name=f"{core.anchor.name}/mha", before=before).outputs[0]
-    if replaced is out.result:
+    if seq_first:
+        y = graph.add_node(Transpose(perm=(1, 0, 2)), [y], before=before).outputs[0]
+    elif replaced is out.result:
         if out.layout == "sb":
             y = graph.add_node(Transpose(perm=(1, 0, 2)), [y], before=before).outputs[0]
         if y.shape != replaced.shape:

@@ -237,10 +237,11 @@ def _const(name, array, nodes):
     return name
 
 
-def build(b, s, e, heads, hd, layout, fused, scale_at, masked, seed=0):
+def build(b, s, e, heads, hd, layout, fused, scale_at, masked, seed=0, seq_first_io=False):
     """An attention block as exporters write it. layout: "bhsd" (4-D heads), "flat" ([B*H, S, hd] heads) or
-    "sb" (sequence-first around the projections, like nn.MultiheadAttention); fused: one QKV projection + Split;
-    scale_at: where the 1/sqrt(hd)-like scale is applied."""
+    "sb" (sequence-first around the projections, like nn.MultiheadAttention; with `seq_first_io` the graph's own
+    input and output are sequence-first too); fused: one QKV projection + Split; scale_at: where the
+    1/sqrt(hd)-like scale is applied."""
     rng = np.random.default_rng(seed)
     width = heads * hd
     nodes, inits = [], []
@@ -257,8 +258,9 @@ def build(b, s, e, heads, hd, layout, fused, scale_at, masked, seed=0):
     def shape(*dims):
         return _const(f"shape{len(nodes)}", np.array(dims, np.int64), nodes)
 
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [b, s, e])]
-    x = node("Transpose", ["x"], perm=[1, 0, 2]) if layout == "sb" else "x"
+    io_shape = [s, b, e] if seq_first_io else [b, s, e]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, io_shape)]
+    x = node("Transpose", ["x"], perm=[1, 0, 2]) if layout == "sb" and not seq_first_io else "x"
     tokens = (s, b) if layout == "sb" else (b, s)
     if fused:
         qkv = node("Add", [node("MatMul", [x, w("wqkv", e, 3 * width)]), w("bqkv", 3 * width)])
@@ -295,14 +297,15 @@ def build(b, s, e, heads, hd, layout, fused, scale_at, masked, seed=0):
     if layout == "sb":  # [B, H, S, hd] -> [S, B, H, hd] -> [S*B, width] -> Gemm -> [S, B, E] -> [B, S, E]
         merged = node("Reshape", [node("Transpose", [ctx], perm=[2, 0, 1, 3]), shape(s * b, width)])
         out = node("Gemm", [merged, w("wo", e, width), w("bo", e)], transB=1)
-        out = node("Transpose", [node("Reshape", [out, shape(s, b, e)])], perm=[1, 0, 2])
+        out = node("Reshape", [out, shape(s, b, e)])
+        out = out if seq_first_io else node("Transpose", [out], perm=[1, 0, 2])
     else:
         if layout == "flat":
             ctx = node("Reshape", [ctx, shape(b, heads, s, hd)])
         merged = node("Reshape", [node("Transpose", [ctx], perm=[0, 2, 1, 3]), shape(*tokens, width)])
         out = node("Add", [node("MatMul", [merged, w("wo", width, e)]), w("bo", e)])
     nodes[-1].output[0] = "y"
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [b, s, e])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, io_shape)]
     model = helper.make_model(helper.make_graph(nodes, "generated", inputs, outputs, inits),
                               opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
@@ -320,6 +323,15 @@ def test_generated_attention_fuses_exactly(b, s, e, heads, hd, layout, fused, sc
     ops = census(result.graph)
     assert ops["MultiHeadAttention"] == 1 and ops["Softmax"] == 0 and ops["Transpose"] == 0, ops
     assert_same(graph, result.graph, seeds=(seed,))
+
+
+def test_sequence_first_graph_gets_transposes_around_mha():
+    """When no batch-first tensor exists, the fused op gets one by a Transpose, and its result goes back."""
+    graph = build(2, 3, 4, 2, 2, "sb", fused=True, scale_at="qk", masked=True, seq_first_io=True)
+    result = fuse(graph)
+    assert result.fired == {"mha_from_softmax": 1}
+    assert [n.op_type for n in result.graph.nodes] == ["Transpose", "MultiHeadAttention", "Transpose"]
+    assert_same(graph, result.graph)
 
 
 # -- the ONNX Attention op ---------------------------------------------------------------------------------------
