@@ -40,3 +40,8 @@ class InputError(AccelgenError):
 
 class OptionError(AccelgenError):
     """An option is out of range or malformed."""
+
+
+class QuantizationError(AccelgenError):
+    """A quantization request cannot be met: bad precision options or calibration data, or an op without
+    fixed-point semantics."""

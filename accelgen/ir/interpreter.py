@@ -3,13 +3,17 @@ pass and backend is checked against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from accelgen.errors import AccelgenError, InputError, UnsupportedOpsError
-from accelgen.ir.graph import Graph
-from accelgen.ir.types import BoolType, ElementType, IntType, from_numpy
+from accelgen.ir.fixed import quantize
+from accelgen.ir.graph import Graph, Value
+from accelgen.ir.ops.quantized import Quantized
+from accelgen.ir.types import BoolType, ElementType, FixedType, IntType, from_numpy
 
 
 def _kind(t: ElementType) -> str:
@@ -81,21 +85,62 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     return arrays
 
 
-def run(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+@dataclass
+class TensorStats:
+    """What one tensor did during a run: its value range and how many elements overflowed its fixed-point type
+    (before the overflow mode acted: saturated, wrapped or zeroed)."""
+
+    min: float = math.inf
+    max: float = -math.inf
+    overflows: int = 0
+    elements: int = 0
+
+    def add(self, array: np.ndarray, overflow: np.ndarray | None = None) -> None:
+        if array.size and array.dtype.kind in "fiu":
+            finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+            if finite.size:
+                self.min = min(self.min, float(finite.min()))
+                self.max = max(self.max, float(finite.max()))
+        self.elements += array.size
+        if overflow is not None:
+            self.overflows += int(np.count_nonzero(overflow))
+
+
+def run(graph: Graph, inputs: Mapping[str, np.ndarray], *, stats: dict[str, TensorStats] | None = None,
+        observe: Callable[[Value, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Execute `graph` on named input arrays; return its outputs by name.
 
     Floating-point results follow IEEE arithmetic (NaN and inf propagate without warnings). An op that fails on
-    the data (an index out of range...) raises an `InputError` naming the node."""
+    the data (an index out of range...) raises an `InputError` naming the node. Quantized graphs run bit-exactly
+    in fixed point: inputs are rounded to their input types, and every `Quantized` node rounds to its output types.
+    `stats`, if given, is filled with a TensorStats per tensor name (ranges and overflow counts); `observe` is
+    called with every input and computed value (calibration uses it)."""
     arrays = check_inputs(graph, inputs)
     env: dict[int, np.ndarray] = {id(v): v.data for v in graph.constants.values()}
-    for v in graph.inputs:
-        env[id(v)] = arrays[v.name]
+
+    def record(v: Value, array: np.ndarray, overflow: np.ndarray | None = None) -> None:
+        env[id(v)] = array
+        if stats is not None:
+            stats.setdefault(v.name, TensorStats()).add(array, overflow)
+        if observe is not None:
+            observe(v, array)
+
     with np.errstate(all="ignore"):
+        for v in graph.inputs:
+            a, overflow = arrays[v.name], None
+            if isinstance(v.dtype, FixedType):
+                if np.isnan(a).any():
+                    raise InputError(f"input {v.name!r} has NaN values, which fixed-point types cannot hold")
+                a, overflow = quantize(v.dtype, a)
+            record(v, a, overflow)
         for node in graph.nodes:
             args = [env[id(v)] if v is not None else None for v in node.inputs]
             label = f"node {node.name!r} ({node.op_type})"
             try:
-                results = node.op.compute(args)
+                if isinstance(node.op, Quantized):
+                    results, overflows = node.op.compute_counted(args)
+                else:
+                    results, overflows = node.op.compute(args), [None] * len(node.outputs)
             except AccelgenError as e:
                 kind = InputError if isinstance(e, UnsupportedOpsError) else type(e)
                 raise kind(f"{label}: {e}") from e
@@ -103,10 +148,10 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
                 raise InputError(f"{label} failed on this input: {e}") from e
             if len(results) < len(node.outputs):
                 raise AssertionError(f"{label} returned {len(results)} outputs, expected {len(node.outputs)}")
-            for v, r in zip(node.outputs, results):
+            for v, r, overflow in zip(node.outputs, results, overflows):
                 r = np.asarray(r)
                 if r.shape != v.shape:
                     raise AssertionError(f"{label} computed shape {r.shape} for {v.name}, inferred {v.shape}")
-                env[id(v)] = r.astype(v.type.dtype.np_dtype, copy=False)
+                record(v, r.astype(v.type.dtype.np_dtype, copy=False), overflow)
     # An output that is a constant or a graph input would otherwise hand out the graph's (or the caller's) array.
     return {v.name: env[id(v)].copy() if v.producer is None else env[id(v)] for v in graph.outputs}

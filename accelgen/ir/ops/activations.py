@@ -22,6 +22,7 @@ from accelgen.ir.ops.registry import register
 @register
 @dataclass(frozen=True)
 class Relu(Unary):
+    exact_in_fixed = True
     kinds = SIGNED
 
     def fn(self, x):

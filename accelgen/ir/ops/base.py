@@ -41,6 +41,9 @@ class Op:
     ignored_attrs: ClassVar[frozenset[str]] = frozenset()
     # Whether the frontend may evaluate this op when all its inputs are constant.
     fold_on_import: ClassVar[bool] = True
+    # Whether `compute` on float64 arrays holding exact fixed-point values is itself exact (adds, products,
+    # maxima, data movement): then that is the op's fixed-point meaning. Others define `compute_fixed`.
+    exact_in_fixed: ClassVar[bool] = False
 
     # -- import -------------------------------------------------------------------------------------------------
     @classmethod
@@ -65,6 +68,20 @@ class Op:
 
     def compute(self, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         raise NotImplementedError(f"{self.op_type}.compute")
+
+    def compute_fixed(self, inputs: Sequence[np.ndarray | None], q) -> list[np.ndarray]:
+        """Fixed-point meaning, for a node wrapped in `Quantized` q: inputs are float64 arrays of exact fixed-point
+        values; return the exact results before rounding to q.out (the wrapper rounds and counts overflows).
+
+        float64 holds every sum and product exactly while the widths involved stay within 53 bits, which the
+        quantizer guarantees, so for `exact_in_fixed` ops the float semantics are the fixed-point semantics."""
+        if not self.exact_in_fixed:
+            from accelgen.errors import QuantizationError
+
+            raise QuantizationError(f"{self.op_type} has no fixed-point semantics yet")
+        args = [None if a is None else np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a
+                for a in inputs]
+        return self.compute(args)
 
     def cost(self, inputs: Sequence[TensorType | None], outputs: Sequence[TensorType]) -> Cost:
         moved = sum(t.nbytes for t in inputs if t is not None) + sum(t.nbytes for t in outputs)

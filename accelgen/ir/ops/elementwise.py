@@ -145,6 +145,7 @@ class Variadic(Op):
 @register
 @dataclass(frozen=True)
 class Identity(Unary):
+    exact_in_fixed = True
     kinds = ANY
 
     def compute(self, inputs):
@@ -154,6 +155,7 @@ class Identity(Unary):
 @register
 @dataclass(frozen=True)
 class Neg(Unary):
+    exact_in_fixed = True
     kinds = SIGNED
 
     def fn(self, x):
@@ -163,6 +165,7 @@ class Neg(Unary):
 @register
 @dataclass(frozen=True)
 class Abs(Unary):
+    exact_in_fixed = True
     kinds = NUMERIC
 
     def fn(self, x):
@@ -276,6 +279,7 @@ class Not(Unary):
 @register
 @dataclass(frozen=True)
 class Add(Binary):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a + b
 
@@ -283,6 +287,7 @@ class Add(Binary):
 @register
 @dataclass(frozen=True)
 class Sub(Binary):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a - b
 
@@ -290,6 +295,7 @@ class Sub(Binary):
 @register
 @dataclass(frozen=True)
 class Mul(Binary):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a * b
 
@@ -349,6 +355,7 @@ class Compare(Binary):
 @register
 @dataclass(frozen=True)
 class Equal(Compare):
+    exact_in_fixed = True
     kinds = ANY
 
     def fn(self, a, b):
@@ -358,6 +365,7 @@ class Equal(Compare):
 @register
 @dataclass(frozen=True)
 class Less(Compare):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a < b
 
@@ -365,6 +373,7 @@ class Less(Compare):
 @register
 @dataclass(frozen=True)
 class LessOrEqual(Compare):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a <= b
 
@@ -372,6 +381,7 @@ class LessOrEqual(Compare):
 @register
 @dataclass(frozen=True)
 class Greater(Compare):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a > b
 
@@ -379,6 +389,7 @@ class Greater(Compare):
 @register
 @dataclass(frozen=True)
 class GreaterOrEqual(Compare):
+    exact_in_fixed = True
     def fn(self, a, b):
         return a >= b
 
@@ -413,6 +424,7 @@ class Xor(Compare):
 @register
 @dataclass(frozen=True)
 class Where(Op):
+    exact_in_fixed = True
     def infer(self, inputs):
         self.arity(inputs, 3)
         cond, a, b = inputs
@@ -429,6 +441,7 @@ class Where(Op):
 @register
 @dataclass(frozen=True)
 class Max(Variadic):
+    exact_in_fixed = True
     def fn(self, a, b):
         return np.maximum(a, b)  # NaN propagates, as in onnxruntime
 
@@ -436,6 +449,7 @@ class Max(Variadic):
 @register
 @dataclass(frozen=True)
 class Min(Variadic):
+    exact_in_fixed = True
     def fn(self, a, b):
         return np.minimum(a, b)
 
@@ -443,6 +457,7 @@ class Min(Variadic):
 @register
 @dataclass(frozen=True)
 class Sum(Variadic):
+    exact_in_fixed = True
     kinds = FLOAT
 
     def fn(self, a, b):

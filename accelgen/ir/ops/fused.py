@@ -14,6 +14,7 @@ from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import ACCELGEN_DOMAIN, Cost, Op
 from accelgen.ir.ops.elementwise import working
 from accelgen.ir.ops.linear import as_work, same_dtype
+from accelgen.ir.ops.quantized import apply_activation_fixed
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import TensorType
 
@@ -55,6 +56,13 @@ class Dense(Op):
                 y = np.asarray(working(y) + working(inputs[2])).astype(x.dtype, copy=False)
         return [_apply(self.activation, y)]
 
+    def compute_fixed(self, inputs, q):
+        x, w = inputs[:2]
+        y = np.matmul(x, w)  # float64 on exact fixed-point values: exact while the accumulator fits 53 bits
+        if len(inputs) > 2 and inputs[2] is not None:
+            y = y + inputs[2]
+        return [apply_activation_fixed(self.activation, y, q)]
+
     def cost(self, inputs, outputs):
         x, w = inputs[:2]
         base = super().cost(inputs, outputs)
@@ -82,6 +90,9 @@ class FusedConv(Op):
     def compute(self, inputs):
         y = self.conv.compute(inputs)[0]
         return [_apply(self.activation, y)]
+
+    def compute_fixed(self, inputs, q):
+        return [apply_activation_fixed(self.activation, self.conv.compute_fixed(inputs, q)[0], q)]
 
     def cost(self, inputs, outputs):
         return self.conv.cost(inputs, outputs)

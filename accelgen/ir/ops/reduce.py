@@ -117,6 +117,7 @@ def _sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 @register
 @dataclass(frozen=True)
 class ReduceSum(Reduce):
+    exact_in_fixed = True
     def reduce(self, x, axes):
         return _sum(x, axes)
 
@@ -191,6 +192,7 @@ class ReduceProd(Reduce):
 @register
 @dataclass(frozen=True)
 class ReduceMax(Reduce):
+    exact_in_fixed = True
     def reduce(self, x, axes):
         return np.max(x, axis=axes, keepdims=True, initial=_lowest(x.dtype))
 
@@ -198,6 +200,7 @@ class ReduceMax(Reduce):
 @register
 @dataclass(frozen=True)
 class ReduceMin(Reduce):
+    exact_in_fixed = True
     def reduce(self, x, axes):
         return np.min(x, axis=axes, keepdims=True, initial=_highest(x.dtype))
 

@@ -50,6 +50,7 @@ def check_index_type(t: TensorType, op: str, what: str = "indices") -> None:
 @dataclass(frozen=True)
 class Reshape(Op):
     """0 copies the input dimension (unless allowzero=1), -1 is inferred; opset 1-4 shape attribute too."""
+    exact_in_fixed = True
 
     shape: tuple[int, ...] | None = None
     allowzero: int = 0
@@ -93,6 +94,7 @@ class Reshape(Op):
 @dataclass(frozen=True)
 class Transpose(Op):
     """perm defaults to reversing the axes."""
+    exact_in_fixed = True
 
     perm: tuple[int, ...] | None = None  # default: reverse the axes
 
@@ -118,6 +120,7 @@ class Transpose(Op):
 @dataclass(frozen=True)
 class Flatten(Op):
     """To 2-D: the axes before `axis` and the rest."""
+    exact_in_fixed = True
 
     axis: int = 1
 
@@ -140,6 +143,7 @@ class Flatten(Op):
 @dataclass(frozen=True)
 class Squeeze(Op):
     """Without axes, removes every dimension of size 1."""
+    exact_in_fixed = True
 
     axes: tuple[int, ...] | None = None  # default: every dimension of size 1
     attr_inputs = {1: "axes"}
@@ -165,6 +169,7 @@ class Squeeze(Op):
 @dataclass(frozen=True)
 class Unsqueeze(Op):
     """Axes index the output; negative and unsorted axes allowed."""
+    exact_in_fixed = True
 
     axes: tuple[int, ...] | None = None
     attr_inputs = {1: "axes"}
@@ -188,6 +193,7 @@ class Unsqueeze(Op):
 @dataclass(frozen=True)
 class Concat(Op):
     """Joins inputs along `axis` (negative allowed)."""
+    exact_in_fixed = True
 
     axis: int | None = None  # required by ONNX
 
@@ -218,6 +224,7 @@ class Concat(Op):
 @dataclass(frozen=True)
 class Split(Op):
     """Sizes from `split`, else num_outputs (opset 18, last chunk may be smaller) or the output count."""
+    exact_in_fixed = True
 
     axis: int = 0
     split: tuple[int, ...] | None = None  # chunk sizes; default: num_outputs chunks
@@ -268,6 +275,7 @@ class Split(Op):
 @dataclass(frozen=True)
 class Slice(Op):
     """Clamps bounds like ONNX (ends may be INT64_MAX); negative steps; opset 1-9 attributes too."""
+    exact_in_fixed = True
 
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
@@ -314,6 +322,7 @@ class Slice(Op):
 @dataclass(frozen=True)
 class Expand(Op):
     """Bidirectional broadcast to `shape`."""
+    exact_in_fixed = True
 
     shape: tuple[int, ...] | None = None
     attr_inputs = {1: "shape"}
@@ -334,6 +343,7 @@ class Expand(Op):
 @dataclass(frozen=True)
 class Tile(Op):
     """Repeats each axis `repeats[i]` times."""
+    exact_in_fixed = True
 
     repeats: tuple[int, ...] | None = None
     attr_inputs = {1: "repeats"}
@@ -471,6 +481,7 @@ def _check_blocks(op: str, x: TensorType, blocksize: int) -> None:
 @dataclass(frozen=True)
 class DepthToSpace(Op):
     """DCR or CRD order."""
+    exact_in_fixed = True
 
     blocksize: int = 0
     mode: str = "DCR"
@@ -502,6 +513,7 @@ class DepthToSpace(Op):
 @dataclass(frozen=True)
 class SpaceToDepth(Op):
     """DCR (default) or CRD order (opset 28)."""
+    exact_in_fixed = True
 
     blocksize: int = 0
     mode: str = "DCR"  # opset 28; the inverse of DepthToSpace with the same mode
