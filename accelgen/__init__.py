@@ -15,8 +15,10 @@ from accelgen.ir.interpreter import run
 from accelgen.ir.ops import supported_ops
 from accelgen.ir.types import FixedType, Overflow, Rounding, TensorType
 from accelgen.passes import optimize
+from accelgen.quant import quantize
 
 __version__ = "0.1.0"
 
-__all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "optimize", "run",
+__all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "optimize",
+           "quantize", "run",
            "supported_ops", "__version__"]

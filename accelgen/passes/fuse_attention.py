@@ -27,10 +27,11 @@ from accelgen.ir.ops.elementwise import Where
 from accelgen.ir.ops.shape import Reshape, Transpose
 from accelgen.ir.types import BOOL, F32, F64
 from accelgen.passes import register_pass
-from accelgen.passes.base import Pass, PassResult, Refusal
+from accelgen.passes.base import Pass, PassResult
+from accelgen.passes.cleanup import refuse
 from accelgen.passes.pattern import remove_dead
+from accelgen.passes.trace import MOVES, Step, chain_back, chain_forward, emit, index_array, movement_step, only_use
 
-MOVES = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Slice", "Split"}
 PASS_THROUGH = {"Identity", "Dropout", "Cast"}  # move nothing (Cast only when it keeps the element type)
 AFFINE = {"Add", "Sub", "Mul", "Div"}  # with a constant: a bias (Add/Sub) or a scalar scale (Mul/Div)
 MAX_CHAIN = 64
@@ -41,26 +42,15 @@ class Refused(Exception):
 
 
 # -- chains of data movement -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Step:
-    node: Node
-    slot: int  # the data input
-    out: int  # the output that continues the chain
-
-
 def _step(node: Node, slot: int, out: int = 0) -> Step | None:
     """`node` as a chain step taking its data at input `slot`, or None if it is not a movement/affine op."""
     t = node.op_type
     others = [v for i, v in enumerate(node.inputs) if i != slot and v is not None]
     data = node.inputs[slot]
     if t in MOVES or t in PASS_THROUGH:
-        if slot != 0 or any(not v.is_constant for v in others) or data.is_constant:
-            return None
         if t == "Cast" and node.outputs[0].dtype != data.dtype:
             return None
-        if out != 0 and t != "Split":
-            return None
-        return Step(node, slot, out)
+        return movement_step(node, slot, out, MOVES | PASS_THROUGH)
     if t in AFFINE and len(node.inputs) == 2 and out == 0 and others and others[0].is_constant:
         c = others[0]
         if data.is_constant or c.dtype not in (F32, F64) or node.outputs[0].shape != data.shape:
@@ -93,15 +83,22 @@ def run_chain(chain: list[Step], array: np.ndarray, values: bool) -> tuple[np.nd
             elif values:
                 array = array + c if t == "Add" else array - c
             continue
-        args = [array if i == s.slot else (v.data if v is not None else None) for i, v in enumerate(s.node.inputs)]
-        array = s.node.op.compute(args)[s.out]
+        array = s.run(array)
     return array, scale
 
 
-def _single_use(v: Value, graph: Graph) -> tuple[Node, int] | None:
-    if len(v.uses) != 1 or v in graph.outputs:
+def _step_back(v: Value) -> Step | None:
+    """The step making `v` from the one computed input of its producer, or None."""
+    node = v.producer
+    slots = [i for i, u in enumerate(node.inputs) if u is not None and not u.is_constant] if node else []
+    return _step(node, slots[0], node.outputs.index(v)) if len(slots) == 1 else None
+
+
+def _moving(step: Step | None, one_output: bool = True) -> Step | None:
+    """`step` if it only moves data (no bias or scale) and, with `one_output`, is not a Split into several."""
+    if step is None or step.node.op_type in AFFINE or (one_output and len(step.node.outputs) != 1):
         return None
-    return v.uses[0]
+    return step
 
 
 # -- projections -------------------------------------------------------------------------------------------------
@@ -150,22 +147,17 @@ def _projection(node: Node, slot: int = 0) -> Projection | None:
 
 def _walk_back(v: Value, what: str) -> tuple[Projection, list[Step]]:
     """From `v` back through movement/affine steps to the projection that makes it."""
-    chain: list[Step] = []
-    for _ in range(MAX_CHAIN):
-        node = v.producer
-        if node is None:
-            raise Refused(f"{what} is {'a constant' if v.is_constant else 'a graph input'}, not a projection")
-        proj = _projection(node)
-        if proj is not None:
-            return proj, chain[::-1]
-        out = node.outputs.index(v)
-        slots = [i for i, u in enumerate(node.inputs) if u is not None and not u.is_constant]
-        step = _step(node, slots[0], out) if len(slots) == 1 else None
-        if step is None:
-            raise Refused(f"{what} comes from {node.op_type} {node.name!r}, which is neither data movement, a "
-                          "constant bias or scalar scale, nor a projection with a constant weight")
-        chain.append(step)
-        v = node.inputs[step.slot]
+    chain = chain_back(v, _step_back, MAX_CHAIN - 1)  # (a projection is never a step)
+    v = chain[0].input if chain else v
+    node = v.producer
+    if node is None:
+        raise Refused(f"{what} is {'a constant' if v.is_constant else 'a graph input'}, not a projection")
+    proj = _projection(node)
+    if proj is not None:
+        return proj, chain
+    if _step_back(v) is None:
+        raise Refused(f"{what} comes from {node.op_type} {node.name!r}, which is neither data movement, a "
+                      "constant bias or scalar scale, nor a projection with a constant weight")
     raise Refused(f"{what}: no projection within {MAX_CHAIN} ops")
 
 
@@ -321,7 +313,7 @@ class Path:
 def trace_operand(operand: Operand, name: str, rows: int, seq: int, head_dim: int) -> Path:
     proj, chain = _walk_back(operand.value, name)
     shape = proj.out.shape
-    index, scale = run_chain(chain, np.arange(math.prod(shape)).reshape(shape), values=False)
+    index, scale = run_chain(chain, index_array(shape), values=False)
     offset, _ = run_chain(chain, np.zeros(shape), values=True)
     index = operand.to_heads(index).reshape(rows, seq, head_dim)
     offset = operand.to_heads(np.broadcast_to(offset, operand.value.shape)).reshape(rows, seq, head_dim)
@@ -386,26 +378,20 @@ class OutputSide:
 
 def trace_output(graph: Graph, core: Core, head_of: np.ndarray, batch_of: np.ndarray, heads: int,
                  batch: int) -> OutputSide:
-    chain, v = [], core.out
-    for _ in range(MAX_CHAIN):
-        if v in graph.outputs or len(v.uses) != 1:
-            raise Refused(f"the attention output reaches {'graph output' if v in graph.outputs else 'the fork'} "
-                          f"{v.name!r}, not an output projection")
-        node, slot = v.uses[0]
-        proj = _projection(node, slot)
-        if proj is not None:
-            break
-        step = _step(node, slot)
-        if step is None or node.op_type in AFFINE:
-            raise Refused(f"the attention output reaches {node.op_type} {node.name!r}, not an output projection "
-                          "with a constant weight")
-        chain.append(step)
-        v = node.outputs[0]
-    else:
+    chain = chain_forward(graph, core.out, lambda n, i: _moving(_step(n, i), False), MAX_CHAIN - 1)
+    v = chain[-1].output if chain else core.out
+    if (use := only_use(graph, v)) is None:
+        raise Refused(f"the attention output reaches {'graph output' if v in graph.outputs else 'the fork'} "
+                      f"{v.name!r}, not an output projection")
+    proj = _projection(*use)  # (a projection is never a step)
+    if proj is None and _moving(_step(*use), False) is None:
+        raise Refused(f"the attention output reaches {use[0].op_type} {use[0].name!r}, not an output projection "
+                      "with a constant weight")
+    if proj is None:
         raise Refused(f"no output projection within {MAX_CHAIN} ops")
     seq, hd = core.seq, core.head_dim
     rows = len(head_of)
-    index, _ = run_chain(chain, core.from_heads(np.arange(rows * seq * hd).reshape(core.lead + (seq, hd))), False)
+    index, _ = run_chain(chain, core.from_heads(index_array(core.lead + (seq, hd))), False)
     width = proj.weight.shape[0]
     if width != heads * hd or index.size != rows * seq * hd or np.unique(index).size != index.size:
         raise Refused(f"the output projection's input {proj.x.name!r} is not exactly the {heads} merged heads")
@@ -421,7 +407,7 @@ def trace_output(graph: Graph, core: Core, head_of: np.ndarray, batch_of: np.nda
         raise Refused("the merged heads do not put each batch's rows at that batch's tokens")
     nodes, result = list(proj.nodes), proj.out
     bias = proj.bias.astype(np.float64)
-    while (use := _single_use(result, graph)) is not None:  # the bias Add(s) after a MatMul projection
+    while (use := only_use(graph, result)) is not None:  # the bias Add(s) after a MatMul projection
         node, slot = use
         c = node.inputs[1 - slot] if node.op_type == "Add" and len(node.inputs) == 2 else None
         if (c is None or not c.is_constant or c.dtype not in (F32, F64) or node.outputs[0].shape != result.shape
@@ -437,38 +423,26 @@ def _furthest_forward(graph: Graph, start: Value, index: np.ndarray, shape: tupl
     """The last value on the single-use movement chain from `start` that holds the batch-first tensor of `shape`
     whose flat indices `index` (shaped like `start`) gives, else the last holding it sequence-first; returns the
     value, the chain's nodes up to it and whether it is sequence-first. (start, [], False) if there is neither."""
-    canonical = np.arange(index.size).reshape(shape)
+    canonical = index_array(shape)
     found = {False: None, True: None}
-    chain, v = [], start
-    for _ in range(MAX_CHAIN):
-        use = _single_use(v, graph)
-        step = _step(*use) if use is not None else None
-        if step is None or step.node.op_type in AFFINE or len(step.node.outputs) != 1:
-            break
-        chain.append(step)
-        v = step.node.outputs[0]
-        moved = run_chain(chain, index, False)[0]
+    chain = chain_forward(graph, start, lambda n, i: _moving(_step(n, i)), MAX_CHAIN)
+    for k in range(1, len(chain) + 1):
+        v, moved = chain[k - 1].output, run_chain(chain[:k], index, False)[0]
         for seq_first, want in ((False, canonical), (True, canonical.transpose(1, 0, 2))):
             if v.shape == want.shape and np.array_equal(moved, want):
-                found[seq_first] = (v, [s.node for s in chain], seq_first)
+                found[seq_first] = (v, [s.node for s in chain[:k]], seq_first)
     return found[False] or found[True] or (start, [], False)
 
 
 def _batch_first_source(x: Value, want: np.ndarray, shape: tuple[int, ...]) -> Value | None:
     """A value, `x` or one it is moved from, that is the batch-first tensor of `shape` whose flat indices `want`
     (shaped like x) gives; None if there is none."""
-    best, chain, v = None, [], x
-    for _ in range(MAX_CHAIN):
-        if v.shape == shape and np.array_equal(run_chain(chain, np.arange(v.type.numel).reshape(shape), False)[0],
-                                               want):
-            best = v
-        node = v.producer
-        step = _step(node, 0, node.outputs.index(v)) if node is not None and node.inputs else None
-        if step is None or node.op_type in AFFINE or len(node.outputs) != 1:
-            break
-        chain.insert(0, step)
-        v = node.inputs[0]
-    return best
+    chain = chain_back(x, lambda v: _moving(_step_back(v)), MAX_CHAIN - 1)
+    for k in range(len(chain) + 1):  # the furthest back first
+        v = chain[k].input if k < len(chain) else x
+        if v.shape == shape and np.array_equal(run_chain(chain[k:], index_array(shape), False)[0], want):
+            return v
+    return None
 
 
 # -- the rewrite ---------------------------------------------------------------------------------------------------
@@ -571,10 +545,10 @@ def fuse(graph: Graph, core: Core) -> None:
         if found is not None:
             return found
         if layout == "bs":
-            return graph.add_node(Reshape(shape=(batch, length, width)), [x], before=before).outputs[0]
+            return emit(graph, x, [Reshape(shape=(batch, length, width))], before)
         if x.shape != (length, batch, width):
-            x = graph.add_node(Reshape(shape=(length, batch, width)), [x], before=before).outputs[0]
-        return graph.add_node(Transpose(perm=(1, 0, 2)), [x], before=before).outputs[0]
+            x = emit(graph, x, [Reshape(shape=(length, batch, width))], before)
+        return emit(graph, x, [Transpose(perm=(1, 0, 2))], before)
 
     x_q = batch_first(xq, q_layout, seq)
     x_kv = x_q if xkv is xq and kv_layout == q_layout else batch_first(xkv, kv_layout, kv_seq)
@@ -583,7 +557,7 @@ def fuse(graph: Graph, core: Core) -> None:
         mask = graph.add_node(Where(), [mask, const("mask_zero", 0.0), const("mask_neg_inf", -np.inf)],
                               before=before).outputs[0]
     if mask is not None and mask_shape is not None:
-        mask = graph.add_node(Reshape(shape=mask_shape), [mask], before=before).outputs[0]
+        mask = emit(graph, mask, [Reshape(shape=mask_shape)], before)
     weights = [const("Wq", q.proj.weight[:, q_cols]), const("Wk", k.proj.weight[:, k_cols]),
                const("Wv", v.proj.weight[:, v_cols]), const("bq", q.bias[q_cols]), const("bk", k.bias[k_cols]),
                const("bv", v.bias[v_cols]), const("Wo", out.weight), const("bo", out.bias)]
@@ -591,12 +565,12 @@ def fuse(graph: Graph, core: Core) -> None:
                             causal=core.causal, zero_masked_rows=core.zero_masked_rows)
     y = graph.add_node(op, [x_q, x_kv, mask, *weights], name=f"{core.anchor.name}/mha", before=before).outputs[0]
     if seq_first:
-        y = graph.add_node(Transpose(perm=(1, 0, 2)), [y], before=before).outputs[0]
+        y = emit(graph, y, [Transpose(perm=(1, 0, 2))], before)
     elif replaced is out.result:
         if out.layout == "sb":
-            y = graph.add_node(Transpose(perm=(1, 0, 2)), [y], before=before).outputs[0]
+            y = emit(graph, y, [Transpose(perm=(1, 0, 2))], before)
         if y.shape != replaced.shape:
-            y = graph.add_node(Reshape(shape=replaced.shape), [y], before=before).outputs[0]
+            y = emit(graph, y, [Reshape(shape=replaced.shape)], before)
     graph.replace_all_uses_with(replaced, y)
 
 
@@ -617,9 +591,7 @@ class FuseAttention(Pass):
                     continue
                 fuse(graph, core)
             except Refused as e:
-                refusal = Refusal(rule, node.name, str(e))
-                if refusal not in result.refusals:
-                    result.refusals.append(refusal)
+                refuse(result, rule, node, str(e))
                 continue
             result.record(rule)
         if result.changed:

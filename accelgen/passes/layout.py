@@ -30,10 +30,11 @@ from accelgen.ir.ops.shape import Reshape, Transpose
 from accelgen.passes import register_pass
 from accelgen.passes.base import Pass, PassResult
 from accelgen.passes.cleanup import can_take_name, is_output
+from accelgen.passes.trace import (Step, apply_ops, bounded_index_array, chain_back, emit, index_array, only_user,
+                                   replace)
 
 RESHAPE_LIKE = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity")
 LAYOUT_OPS = RESHAPE_LIKE + ("Transpose",)
-MAX_INDEX_ELEMENTS = 1 << 22  # index arrays for planning (int64) stay under 32 MiB
 MAX_CHAIN = 16
 
 
@@ -159,12 +160,6 @@ def _ops(in_shape, src, perm, out_shape) -> list[Op]:
     return ops
 
 
-def apply_ops(ops, array: np.ndarray) -> np.ndarray:
-    for op in ops:
-        array = op.compute([array])[0]
-    return array
-
-
 def plan_layout(in_shape: tuple[int, ...], local: np.ndarray) -> list[Op] | None:
     """The fewest Reshape/Transpose ops that move a tensor of `in_shape` (holding arange) to `local`: at most
     Reshape -> Transpose -> Reshape; among plans of equal length, the one with fewer Transposes."""
@@ -187,7 +182,7 @@ def plan_layout(in_shape: tuple[int, ...], local: np.ndarray) -> list[Op] | None
         plans.append([Transpose(perm=direct)] if not is_identity_perm(direct) else [])
     plans.sort(key=lambda p: (len(p), sum(isinstance(o, Transpose) for o in p)))
     want = np.asarray(local)
-    start = np.arange(want.size, dtype=np.int64).reshape(in_shape)
+    start = index_array(in_shape)
     for ops in plans:
         got = apply_ops(ops, start)
         if got.shape == want.shape and np.array_equal(got, want):
@@ -195,33 +190,15 @@ def plan_layout(in_shape: tuple[int, ...], local: np.ndarray) -> list[Op] | None
     return None
 
 
-def emit(graph: Graph, x: Value, ops: list[Op], before: Node, name: str) -> Value:
-    for op in ops:
-        x = graph.add_node(op, [x], name=name, before=before).outputs[0]
-    return x
-
-
-def replace(graph: Graph, old: Value, new: Value) -> None:
-    if old.type != new.type:
-        raise AssertionError(f"replacing {old} with {new}: types differ")
-    graph.replace_all_uses_with(old, new)
-
-
-def index_array(shape) -> np.ndarray | None:
-    n = math.prod(shape)
-    if n == 0 or n > MAX_INDEX_ELEMENTS:
-        return None
-    return np.arange(n, dtype=np.int64).reshape(shape)
-
-
 # -- the pass -------------------------------------------------------------------------------------------------------
 def _is_layout(node: Node | None) -> bool:
     return node is not None and node.op_type in LAYOUT_OPS and len(node.inputs) == 1 and len(node.outputs) == 1
 
 
-def _only_user(graph: Graph, v: Value) -> Node | None:
-    users = v.users
-    return users[0] if len(users) == 1 and not is_output(graph, v) else None
+def _exclusive_layout_step(graph: Graph, v: Value) -> Step | None:
+    """The layout op making `v` as a chain step, if only the next op of the chain reads v (so folding the chain
+    removes it)."""
+    return Step(v.producer) if _is_layout(v.producer) and only_user(graph, v) is not None else None
 
 
 def chain_plan(x: Value, chain: list[Node]) -> list[Op] | None:
@@ -239,7 +216,7 @@ def chain_plan(x: Value, chain: list[Node]) -> list[Op] | None:
         if moved == sorted(moved):  # only size-1 axes move: a reshape
             return [] if out == x.shape else [reshape_op(out)]
         return [Transpose(perm=perm)]
-    start = index_array(x.shape)
+    start = bounded_index_array(x.shape)
     return None if start is None else plan_layout(x.shape, apply_ops([n.op for n in chain], start))
 
 
@@ -282,12 +259,10 @@ class CanonicalizeLayout(Pass):
     def fold_chain(self, graph: Graph, end: Node, result: PassResult) -> bool:
         """Re-plan the longest chain of layout ops ending at `end` whose inner values only the chain uses, if the
         plan has fewer ops (or as many, with fewer Transposes)."""
-        if _is_layout(_only_user(graph, end.outputs[0])):
+        if _is_layout(only_user(graph, end.outputs[0])):
             return False  # not the end of its chain
-        chain = [end]
-        while (len(chain) < MAX_CHAIN and _is_layout(chain[0].inputs[0].producer)
-               and _only_user(graph, chain[0].inputs[0]) is chain[0]):
-            chain.insert(0, chain[0].inputs[0].producer)
+        back = chain_back(end.inputs[0], lambda v: _exclusive_layout_step(graph, v), MAX_CHAIN - 1)
+        chain = [s.node for s in back] + [end]
         x = chain[0].inputs[0]
         ops = chain_plan(x, chain)
         if ops is None:
@@ -308,7 +283,7 @@ class CanonicalizeLayout(Pass):
     def read_past_shared(self, graph: Graph, node: Node, result: PassResult) -> bool:
         """A layout op reading a layout op that other nodes also use: read that op's input, if one op can."""
         inner = node.inputs[0].producer
-        if not _is_layout(inner) or _only_user(graph, inner.outputs[0]) is node:
+        if not _is_layout(inner) or only_user(graph, inner.outputs[0]) is node:
             return False  # (an exclusive inner op is part of this node's chain)
         x = inner.inputs[0]
         ops = chain_plan(x, [inner, node])
@@ -340,7 +315,7 @@ class CanonicalizeLayout(Pass):
     def _sinkable(graph: Graph, v: Value | None, user: Node) -> Node | None:
         """The Transpose producing `v`, if `user` is its only user."""
         t = v.producer if v is not None else None
-        if t is None or t.op_type != "Transpose" or v.users != [user] or is_output(graph, v):
+        if t is None or t.op_type != "Transpose" or only_user(graph, v) is not user:
             return None
         return t
 

@@ -27,9 +27,10 @@ from accelgen.ir.ops.linear import Gemm, MatMul
 from accelgen.passes import register_pass
 from accelgen.passes.base import Pass, PassResult
 from accelgen.passes.cleanup import is_output, refuse
-from accelgen.passes.layout import MAX_INDEX_ELEMENTS, emit, plan_layout, replace
+from accelgen.passes.layout import plan_layout
+from accelgen.passes.trace import MOVES, bounded_index_array, emit, movement_step, only_use, replace, run_node
 
-SELECTION_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Split", "Slice", "Gather")
+SELECTION_OPS = MOVES | {"Identity"}
 MAX_REGION_NODES = 64
 RULE = "split-projection"
 
@@ -49,21 +50,23 @@ def _projection(graph: Graph, node: Node):
         c = node.inputs[2]
         if c is not None and not c.is_constant and c.type.rank and c.shape[-1] == n > 1:
             return None  # a per-column C computed at run time cannot be sliced here
-    add = y.users[0] if len(y.uses) == 1 and not is_output(graph, y) else None
-    if add is not None and add.op_type == "Add":
+    use = only_use(graph, y)
+    if use is not None and use[0].op_type == "Add":
+        add = use[0]
         b = add.inputs[1] if add.inputs[0] is y else add.inputs[0]
         if b.is_constant and add.outputs[0].type == y.type and (b.type.rank == 0 or b.shape[-1] in (1, n)):
             return add.outputs[0], b, add.inputs[0] is b
     return y, None, False
 
 
-def _follow(graph: Graph, y: Value):
-    """Follow `y` through selection ops. Returns (parts, region, problem): parts = [(value, lo, hi, index array)],
-    region the selection ops passed, problem the first reason the projection cannot be split (or None)."""
+def _follow(graph: Graph, y: Value, index: np.ndarray):
+    """Follow `y`, numbered by `index`, through selection ops. Returns (parts, region, problem): parts = [(value,
+    lo, hi, index array)], region the selection ops passed, problem the first reason the projection cannot be split
+    (or None)."""
     n = y.shape[-1]
     rows = y.type.numel // n
     parts, region, problem = [], [], None
-    stack = [(y, np.arange(y.type.numel, dtype=np.int64).reshape(y.shape))]
+    stack = [(y, index)]
     while stack:
         v, idx = stack.pop()
         if v is not y and idx.size:
@@ -76,8 +79,7 @@ def _follow(graph: Graph, y: Value):
         if is_output(graph, v):
             problem = problem or f"{v.name!r}, which holds more than one column block, is a graph output"
         for user in v.users:
-            if user.op_type not in SELECTION_OPS or user.inputs[0] is not v or \
-                    any(u is v or not u.is_constant for u in user.inputs[1:] if u is not None):
+            if user.inputs[0] is not v or movement_step(user, 0, kinds=SELECTION_OPS) is None:
                 problem = problem or (f"{v.name!r}, which holds more than one column block, is used by "
                                       f"{user.name!r} ({user.op_type})")
                 continue
@@ -86,8 +88,7 @@ def _follow(graph: Graph, y: Value):
             region.append(user)
             if len(region) > MAX_REGION_NODES:
                 return parts, region, f"more than {MAX_REGION_NODES} layout ops follow the projection"
-            outs = user.op.compute([idx] + [u.data if u is not None else None for u in user.inputs[1:]])
-            stack.extend(zip(user.outputs, outs))
+            stack.extend(zip(user.outputs, run_node(user, idx)))
     return parts, region, problem
 
 
@@ -109,10 +110,11 @@ class SplitProjections(Pass):
         y, bias, bias_first = found
         if y.type.rank == 0 or y.type.numel == 0 or not any(u.op_type in SELECTION_OPS for u in y.users):
             return
-        if y.type.numel > MAX_INDEX_ELEMENTS:
+        index = bounded_index_array(y.shape)
+        if index is None:
             refuse(result, RULE, node, f"the output has {y.type.numel} elements, too many to trace")
             return
-        parts, region, problem = _follow(graph, y)
+        parts, region, problem = _follow(graph, y, index)
         if not parts:
             return  # nothing is cut out of this projection's output
         if problem:

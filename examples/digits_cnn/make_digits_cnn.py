@@ -75,6 +75,11 @@ def main():
                       input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     np.savez_compressed(SAMPLE, images=x_test[:N_SAMPLE], labels=y_test[:N_SAMPLE])
+    # The whole split as raw 0..16 pixels (divide by 16 for the model): calibration and held-out data for the
+    # quantization tests, without scikit-learn at test time. Same split as above (same seed and stratification).
+    raw_train, raw_test = train_test_split(digits.images.astype(np.uint8), test_size=0.2, random_state=0, stratify=y)
+    np.savez_compressed(HERE / "digits_split.npz", train_images=raw_train, train_labels=y_train.astype(np.uint8),
+                        test_images=raw_test, test_labels=y_test.astype(np.uint8))
 
     proto = onnx.load(str(OUT))
     onnx.checker.check_model(proto, full_check=True)

@@ -44,6 +44,8 @@ class Op:
     # Whether `compute` on float64 arrays holding exact fixed-point values is itself exact (adds, products,
     # maxima, data movement): then that is the op's fixed-point meaning. Others define `compute_fixed`.
     exact_in_fixed: ClassVar[bool] = False
+    # Pure data movement (and max/min): the output takes the input's fixed-point type, no rounding.
+    keeps_type: ClassVar[bool] = False
 
     # -- import -------------------------------------------------------------------------------------------------
     @classmethod
@@ -82,6 +84,12 @@ class Op:
         args = [None if a is None else np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a
                 for a in inputs]
         return self.compute(args)
+
+    def calibration_probes(self, inputs: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
+        """Internal tensors whose ranges precision inference needs (a fused Dense's pre-activation, a softmax's
+        row sums...), computed from float inputs during calibration. Ops that choose internal types override this
+        and `fixed_precision(node, ctx) -> FixedPlan`; others get the quantizer's default plan."""
+        return {}
 
     def cost(self, inputs: Sequence[TensorType | None], outputs: Sequence[TensorType]) -> Cost:
         moved = sum(t.nbytes for t in inputs if t is not None) + sum(t.nbytes for t in outputs)

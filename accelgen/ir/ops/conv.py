@@ -203,6 +203,10 @@ class Conv(_ConvBase):
             y += as_work(inputs[2]).reshape(m, *(1,) * len(g.out))
         return [y.astype(x.dtype, copy=False)]
 
+    def fixed_precision(self, node, ctx):
+        w = node.inputs[1]
+        return ctx.linear_plan(node, fan_in=int(np.prod(w.shape[1:])))
+
     def cost(self, inputs, outputs):
         w = inputs[1]
         return Cost(macs=outputs[0].numel * int(np.prod(w.shape[1:])), bytes=super().cost(inputs, outputs).bytes)

@@ -146,6 +146,7 @@ class Variadic(Op):
 @dataclass(frozen=True)
 class Identity(Unary):
     exact_in_fixed = True
+    keeps_type = True
     kinds = ANY
 
     def compute(self, inputs):
@@ -442,6 +443,7 @@ class Where(Op):
 @dataclass(frozen=True)
 class Max(Variadic):
     exact_in_fixed = True
+    keeps_type = True
     def fn(self, a, b):
         return np.maximum(a, b)  # NaN propagates, as in onnxruntime
 
@@ -450,6 +452,7 @@ class Max(Variadic):
 @dataclass(frozen=True)
 class Min(Variadic):
     exact_in_fixed = True
+    keeps_type = True
     def fn(self, a, b):
         return np.minimum(a, b)
 

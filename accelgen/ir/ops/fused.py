@@ -6,7 +6,7 @@ meaning is the activation's own `compute`, not a copy of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import ACCELGEN_DOMAIN, Cost, Op
 from accelgen.ir.ops.elementwise import working
 from accelgen.ir.ops.linear import as_work, same_dtype
-from accelgen.ir.ops.quantized import apply_activation_fixed
+from accelgen.ir.ops.quantized import FixedPlan, apply_activation_fixed
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import TensorType
 
@@ -63,6 +63,14 @@ class Dense(Op):
             y = y + inputs[2]
         return [apply_activation_fixed(self.activation, y, q)]
 
+    def calibration_probes(self, inputs):
+        if self.activation is None or self.activation.exact_in_fixed:
+            return {}
+        return {"pre_activation": replace(self, activation=None).compute(inputs)[0]}
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        return ctx.linear_plan(node, fan_in=node.inputs[1].shape[0], activation=self.activation)
+
     def cost(self, inputs, outputs):
         x, w = inputs[:2]
         base = super().cost(inputs, outputs)
@@ -93,6 +101,15 @@ class FusedConv(Op):
 
     def compute_fixed(self, inputs, q):
         return [apply_activation_fixed(self.activation, self.conv.compute_fixed(inputs, q)[0], q)]
+
+    def calibration_probes(self, inputs):
+        if self.activation is None or self.activation.exact_in_fixed:
+            return {}
+        return {"pre_activation": self.conv.compute(inputs)[0]}
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        w = node.inputs[1]
+        return ctx.linear_plan(node, fan_in=int(np.prod(w.shape[1:])), activation=self.activation)
 
     def cost(self, inputs, outputs):
         return self.conv.cost(inputs, outputs)

@@ -62,6 +62,10 @@ class MatMul(Op):
         a, b = inputs
         return [np.asarray(np.matmul(as_work(a), as_work(b))).astype(a.dtype, copy=False)]
 
+    def fixed_precision(self, node, ctx):
+        return ctx.linear_plan(node, fan_in=node.inputs[1].shape[-2] if node.inputs[1].type.rank > 1
+                               else node.inputs[1].shape[0])
+
     def cost(self, inputs, outputs):
         k = inputs[0].shape[-1]
         return Cost(macs=outputs[0].numel * k, bytes=super().cost(inputs, outputs).bytes)

@@ -239,9 +239,32 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
 @register
 @dataclass(frozen=True)
 class Softmax(_SoftmaxLike):
+    """Fixed point (as the HLS kernel computes it): d = x - max(x) exactly; e = exp_table(d); s = sum(e) exactly;
+    y = e * reciprocal_table(s), rounded to the output type. Both tables cover the calibrated ranges."""
+
     def along(self, x, axis):
         e = np.exp(_shifted(x, axis))
         return e / e.sum(axis=axis, keepdims=True)
+
+    def calibration_probes(self, inputs):
+        x = inputs[0].astype(np.float64)
+        axis = self._axis(x.ndim)
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return {"shifted": shifted, "sum": np.exp(shifted).sum(axis=axis)}
+
+    def fixed_precision(self, node, ctx):
+        if self.coerce_2d:
+            from accelgen.errors import QuantizationError
+
+            raise QuantizationError(f"{node.name}: legacy (opset < 13) 2-D Softmax has no fixed-point kernel")
+        return ctx.softmax_plan(node)
+
+    def compute_fixed(self, inputs, q):
+        x = inputs[0]
+        axis = self._axis(x.ndim)
+        exp_table, recip_table = q.param("exp_table"), q.param("reciprocal_table")
+        e = exp_table.lookup(x - np.max(x, axis=axis, keepdims=True))
+        return [e * recip_table.lookup(e.sum(axis=axis, keepdims=True))]
 
 
 @register

@@ -61,6 +61,7 @@ class MaxPool(_Pool):
     """Max over each window; padding never wins. With a second ONNX output, also the argmax as a flat index
     into X (row-major, or column-major over the spatial dims when storage_order=1)."""
     exact_in_fixed = True
+    keeps_type = True
 
     storage_order: int = 0
     with_indices: bool = False  # set on import when the node has the optional Indices output
@@ -180,6 +181,7 @@ class GlobalAveragePool(_GlobalPool):
 @dataclass(frozen=True)
 class GlobalMaxPool(_GlobalPool):
     exact_in_fixed = True
+    keeps_type = True
     def reduce(self, x, axes):
         return x.max(axis=axes, keepdims=True)
 

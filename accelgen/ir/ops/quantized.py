@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -94,6 +94,16 @@ class LookupTable:
             frac_bits -= 1
             x_min = math.floor(lo * 2.0 ** frac_bits) / 2.0 ** frac_bits
         return cls(function, x_min, frac_bits, size, out)
+
+
+@dataclass
+class FixedPlan:
+    """An op's precision decisions for one node: output types, named params for `compute_fixed`, and the types its
+    constant inputs are quantized to (by input slot)."""
+
+    out: list[ElementType]
+    params: list[tuple[str, object]] = field(default_factory=list)
+    constants: dict[int, FixedType] = field(default_factory=dict)
 
 
 class Quantized(Op):

@@ -193,6 +193,7 @@ class ReduceProd(Reduce):
 @dataclass(frozen=True)
 class ReduceMax(Reduce):
     exact_in_fixed = True
+    keeps_type = True
     def reduce(self, x, axes):
         return np.max(x, axis=axes, keepdims=True, initial=_lowest(x.dtype))
 
@@ -201,6 +202,7 @@ class ReduceMax(Reduce):
 @dataclass(frozen=True)
 class ReduceMin(Reduce):
     exact_in_fixed = True
+    keeps_type = True
     def reduce(self, x, axes):
         return np.min(x, axis=axes, keepdims=True, initial=_highest(x.dtype))
 

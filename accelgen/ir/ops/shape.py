@@ -51,6 +51,7 @@ def check_index_type(t: TensorType, op: str, what: str = "indices") -> None:
 class Reshape(Op):
     """0 copies the input dimension (unless allowzero=1), -1 is inferred; opset 1-4 shape attribute too."""
     exact_in_fixed = True
+    keeps_type = True
 
     shape: tuple[int, ...] | None = None
     allowzero: int = 0
@@ -95,6 +96,7 @@ class Reshape(Op):
 class Transpose(Op):
     """perm defaults to reversing the axes."""
     exact_in_fixed = True
+    keeps_type = True
 
     perm: tuple[int, ...] | None = None  # default: reverse the axes
 
@@ -121,6 +123,7 @@ class Transpose(Op):
 class Flatten(Op):
     """To 2-D: the axes before `axis` and the rest."""
     exact_in_fixed = True
+    keeps_type = True
 
     axis: int = 1
 
@@ -144,6 +147,7 @@ class Flatten(Op):
 class Squeeze(Op):
     """Without axes, removes every dimension of size 1."""
     exact_in_fixed = True
+    keeps_type = True
 
     axes: tuple[int, ...] | None = None  # default: every dimension of size 1
     attr_inputs = {1: "axes"}
@@ -170,6 +174,7 @@ class Squeeze(Op):
 class Unsqueeze(Op):
     """Axes index the output; negative and unsorted axes allowed."""
     exact_in_fixed = True
+    keeps_type = True
 
     axes: tuple[int, ...] | None = None
     attr_inputs = {1: "axes"}
@@ -225,6 +230,7 @@ class Concat(Op):
 class Split(Op):
     """Sizes from `split`, else num_outputs (opset 18, last chunk may be smaller) or the output count."""
     exact_in_fixed = True
+    keeps_type = True
 
     axis: int = 0
     split: tuple[int, ...] | None = None  # chunk sizes; default: num_outputs chunks
@@ -276,6 +282,7 @@ class Split(Op):
 class Slice(Op):
     """Clamps bounds like ONNX (ends may be INT64_MAX); negative steps; opset 1-9 attributes too."""
     exact_in_fixed = True
+    keeps_type = True
 
     starts: tuple[int, ...] | None = None
     ends: tuple[int, ...] | None = None
@@ -323,6 +330,7 @@ class Slice(Op):
 class Expand(Op):
     """Bidirectional broadcast to `shape`."""
     exact_in_fixed = True
+    keeps_type = True
 
     shape: tuple[int, ...] | None = None
     attr_inputs = {1: "shape"}
@@ -344,6 +352,7 @@ class Expand(Op):
 class Tile(Op):
     """Repeats each axis `repeats[i]` times."""
     exact_in_fixed = True
+    keeps_type = True
 
     repeats: tuple[int, ...] | None = None
     attr_inputs = {1: "repeats"}
@@ -482,6 +491,7 @@ def _check_blocks(op: str, x: TensorType, blocksize: int) -> None:
 class DepthToSpace(Op):
     """DCR or CRD order."""
     exact_in_fixed = True
+    keeps_type = True
 
     blocksize: int = 0
     mode: str = "DCR"
@@ -514,6 +524,7 @@ class DepthToSpace(Op):
 class SpaceToDepth(Op):
     """DCR (default) or CRD order (opset 28)."""
     exact_in_fixed = True
+    keeps_type = True
 
     blocksize: int = 0
     mode: str = "DCR"  # opset 28; the inverse of DepthToSpace with the same mode

@@ -1,0 +1,222 @@
+"""What precision inference knows and decides: calibrated ranges, the user's options, and the rules that turn a
+range into a fixed-point type.
+
+Types are chosen from evidence, never by habit: integer bits from the largest magnitude seen (times a margin),
+fractional bits from the width budget. Accumulators are exact by construction (their width follows from the
+operand types and the fan-in), so the only roundings in a quantized graph are the ones at op outputs, and every
+one of them is counted when it saturates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accelgen.errors import QuantizationError
+from accelgen.ir.fixed import MAX_FLOAT_WIDTH
+from accelgen.ir.interpreter import TensorStats
+from accelgen.ir.ops.quantized import FixedPlan, LookupTable
+from accelgen.ir.types import FixedType, Overflow, Rounding, is_float
+
+ACTIVATION_ROUNDING, ACTIVATION_OVERFLOW = Rounding.RND, Overflow.SAT  # cheap in hardware, never wraps silently
+WEIGHT_ROUNDING = Rounding.RND_CONV  # weights are rounded once, offline: use the best rounding
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """The user's precision options. `uniform` fixes every activation and weight type (hls4ml-style); otherwise
+    widths apply and integer bits come from calibration. `overrides` maps a node name or an op type to a partial
+    config dict ({"width": 12}, {"type": "fixed<18,8>"}, {"weight_bits": 6})."""
+
+    activation_width: int = 16
+    weight_width: int = 16
+    margin: float = 1.0  # calibrated magnitudes are multiplied by this before choosing integer bits
+    table_size: int = 1024
+    table_width: int = 18
+    uniform: FixedType | None = None
+    overrides: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("activation_width", "weight_width", "table_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 2 <= value <= 32:
+                raise QuantizationError(f"{name} must be an integer in 2..32, got {value!r}")
+        if not isinstance(self.table_size, int) or not 2 <= self.table_size <= 65536:
+            raise QuantizationError(f"table_size must be an integer in 2..65536, got {self.table_size!r}")
+        if not self.margin >= 1.0:
+            raise QuantizationError(f"margin must be >= 1 (it widens calibrated ranges), got {self.margin!r}")
+
+
+def integer_bits(magnitude: float, signed: bool) -> int:
+    """Bits left of the binary point (sign included) to hold values up to `magnitude` in absolute value."""
+    if magnitude <= 0 or not math.isfinite(magnitude):
+        return 1 if signed else 0
+    bits = math.floor(math.log2(magnitude)) + 1  # 2**(bits-1) <= magnitude < 2**bits
+    return bits + (1 if signed else 0)
+
+
+def fixed_for_range(lo: float, hi: float, width: int, margin: float = 1.0, rounding: Rounding = ACTIVATION_ROUNDING,
+                    overflow: Overflow = ACTIVATION_OVERFLOW) -> FixedType:
+    """The `width`-bit type with the fewest integer bits that holds [lo, hi] (times margin); unsigned if lo >= 0."""
+    signed = lo < 0
+    magnitude = max(abs(lo), abs(hi)) * margin
+    return FixedType(width, integer_bits(magnitude, signed), signed, rounding, overflow)
+
+
+def exact_type(values: np.ndarray, max_width: int = MAX_FLOAT_WIDTH) -> FixedType | None:
+    """The narrowest type holding every value exactly (weights already on a grid, e.g. from QONNX), or None."""
+    v = np.asarray(values, np.float64)
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        return None
+    nonzero = v[v != 0]
+    if nonzero.size == 0:
+        return FixedType(1, 1)
+    for frac in range(-30, max_width):
+        scaled = np.ldexp(v, frac)
+        if np.all(scaled == np.round(scaled)):
+            signed = bool((v < 0).any())
+            ints = scaled.astype(np.int64)
+            needed = int(max(abs(ints.min()), abs(ints.max()))).bit_length() + (1 if signed else 0)
+            width = max(needed, 1)
+            if width > max_width:
+                return None
+            return FixedType(width, width - frac, signed, WEIGHT_ROUNDING, Overflow.SAT)
+    return None
+
+
+@dataclass
+class QuantContext:
+    config: QuantConfig
+    ranges: Mapping[str, TensorStats]
+
+    def range_of(self, name: str) -> tuple[float, float]:
+        s = self.ranges.get(name)
+        if s is None or s.elements == 0 or not math.isfinite(s.min):
+            raise QuantizationError(f"no calibration range for tensor {name!r}")
+        return s.min, s.max
+
+    def override(self, node_name: str, op_type: str) -> Mapping:
+        o = self.config.overrides
+        return {**o.get(op_type, {}), **o.get(node_name, {})}
+
+    def activation_type(self, name: str, node_name: str = "", op_type: str = "") -> FixedType:
+        """The type of an activation tensor: the uniform type, an override, or from its calibrated range."""
+        o = self.override(node_name, op_type) if node_name or op_type else {}
+        if "type" in o:
+            return parse_type(o["type"])
+        if self.config.uniform is not None and "width" not in o:
+            return self.config.uniform
+        lo, hi = self.range_of(name)
+        return fixed_for_range(lo, hi, int(o.get("width", self.config.activation_width)), self.config.margin)
+
+    def weight_type(self, data: np.ndarray, node_name: str = "", op_type: str = "") -> FixedType:
+        o = self.override(node_name, op_type)
+        if "weight_type" in o:
+            return parse_type(o["weight_type"])
+        width = int(o.get("weight_bits", self.config.weight_width))
+        if self.config.uniform is not None and "weight_bits" not in o:
+            u = self.config.uniform
+            return FixedType(u.width, u.integer, u.signed, WEIGHT_ROUNDING, Overflow.SAT)
+        lo, hi = (float(np.min(data)), float(np.max(data))) if data.size else (0.0, 0.0)
+        return fixed_for_range(min(lo, 0.0), max(hi, 0.0), width, 1.0, WEIGHT_ROUNDING, Overflow.SAT)
+
+
+    # -- plans shared by several ops ----------------------------------------------------------------------------
+    def table(self, function: str, lo: float, hi: float, out: FixedType | None = None) -> LookupTable:
+        out = out or FixedType(self.config.table_width, 1, False, Rounding.RND, Overflow.SAT)
+        return LookupTable.covering(function, lo, hi, self.config.table_size, out)
+
+    def output_types(self, node) -> list:
+        return [self.activation_type(v.name, node.name, node.op_type) if is_float(v.dtype) else v.dtype
+                for v in node.outputs]
+
+    def linear_plan(self, node, fan_in: int, activation=None) -> FixedPlan:
+        """Dense, Conv, MatMul: weights and bias from their data, an exact accumulator, the output from its
+        calibrated range, and a table for a fused nonlinear activation."""
+        x = node.inputs[0].dtype
+        w_value, b_value = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
+        constants = {}
+        w = w_value.dtype
+        if w_value.is_constant:
+            w = constants[1] = self.weight_type(w_value.data, node.name, node.op_type)
+        b = None
+        if b_value is not None:  # a weight-width bias; the accumulator has room for its bits, so the add is exact
+            b = constants[2] = self.weight_type(b_value.data, node.name, node.op_type)
+        params = [("accum", accumulator(x, w, fan_in, b))]
+        if activation is not None and not activation.exact_in_fixed:
+            lo, hi = self.range_of(f"{node.name}/pre_activation")
+            params.append(("activation_table", self.table(activation_table_function(activation), lo, hi,
+                                                          self.activation_table_out(node))))
+        return FixedPlan(self.output_types(node), params, constants)
+
+    def activation_table_out(self, node) -> FixedType:
+        """Table entries carry two more fractional bits than the output they are rounded to."""
+        out = self.output_types(node)[0]
+        return FixedType(out.width + 2, out.integer, out.signed, Rounding.RND, Overflow.SAT)
+
+    def softmax_plan(self, node) -> FixedPlan:
+        lo, _ = self.range_of(f"{node.name}/shifted")
+        s_lo, s_hi = self.range_of(f"{node.name}/sum")
+        exp_table = self.table("exp", max(lo * self.config.margin, -32.0), 0.0)
+        recip_table = self.table("reciprocal", s_lo, s_hi * self.config.margin)
+        return FixedPlan(self.output_types(node), [("exp_table", exp_table), ("reciprocal_table", recip_table)])
+
+    def default_plan(self, node) -> FixedPlan:
+        """Ops whose float semantics are exact in fixed point: constants from their data; data movement keeps
+        its input's type; anything else takes its output's calibrated range."""
+        op = node.op
+        if not op.exact_in_fixed:
+            raise QuantizationError(f"{node.name} ({node.op_type}) has no fixed-point semantics")
+        constants = {i: self.weight_type(v.data, node.name, node.op_type) for i, v in enumerate(node.inputs)
+                     if v is not None and v.is_constant and is_float(v.dtype)}
+        if op.keeps_type:
+            kept = [constants.get(i, v.dtype) for i, v in enumerate(node.inputs)
+                    if v is not None and isinstance(constants.get(i, v.dtype), FixedType)]
+            out = [union_type(kept) if kept and is_float(v.dtype) else v.dtype for v in node.outputs]
+            return FixedPlan(out, [], constants)
+        return FixedPlan(self.output_types(node), [], constants)
+
+
+def activation_table_function(activation) -> str:
+    name = {"Sigmoid": "sigmoid", "Tanh": "tanh"}.get(activation.op_type)
+    if activation.op_type == "Gelu":
+        name = "gelu_tanh" if activation.approximate == "tanh" else "gelu_erf"
+    if name is None:
+        raise QuantizationError(f"activation {activation.op_type} has no fixed-point table yet")
+    return name
+
+
+def parse_type(text) -> FixedType:
+    if isinstance(text, FixedType):
+        return text
+    try:
+        return FixedType.parse(str(text))
+    except ValueError as e:
+        raise QuantizationError(str(e)) from None
+
+
+def accumulator(x: FixedType, w: FixedType, fan_in: int, bias: FixedType | None = None) -> FixedType:
+    """The exact accumulator of `fan_in` products x*w (plus a bias): nothing can overflow or round in it."""
+    frac = max(x.fractional + w.fractional, bias.fractional if bias is not None else 0)
+    magnitude_bits = (x.integer - x.signed) + (w.integer - w.signed) + max(math.ceil(math.log2(max(fan_in, 1))), 0)
+    if bias is not None:
+        magnitude_bits = max(magnitude_bits, bias.integer - bias.signed) + 1
+    signed = x.signed or w.signed or (bias is not None and bias.signed)
+    integer = magnitude_bits + (1 if signed else 0)
+    width = integer + frac
+    if width > MAX_FLOAT_WIDTH:
+        raise QuantizationError(f"an exact accumulator for {x} x {w} over {fan_in} terms needs {width} bits; "
+                                f"use narrower types (at most {MAX_FLOAT_WIDTH} bits can be emulated exactly)")
+    return FixedType(width, integer, signed, Rounding.TRN, Overflow.WRAP)
+
+
+def union_type(types: list[FixedType]) -> FixedType:
+    """The narrowest type that holds every value of each of `types` exactly (for Concat, Max...)."""
+    signed = any(t.signed for t in types)
+    frac = max(t.fractional for t in types)
+    integer = max(t.integer + (1 if signed and not t.signed else 0) for t in types)
+    first = types[0]
+    return FixedType(integer + frac, integer, signed, first.rounding, first.overflow)

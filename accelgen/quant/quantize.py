@@ -1,0 +1,90 @@
+"""Post-training quantization: a float graph and calibration data in, a graph whose every float tensor carries a
+FixedType out. Each node's op is wrapped in `Quantized` with the precision its op class chose (`fixed_precision`)
+or the default plan; constants are rounded to the types chosen for them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from accelgen.errors import QuantizationError
+from accelgen.ir.fixed import quantize as quantize_values
+from accelgen.ir.graph import Graph, Value
+from accelgen.ir.ops.quantized import FixedPlan, Quantized
+from accelgen.ir.types import FixedType, TensorType, is_float
+from accelgen.ir.verify import verify
+from accelgen.quant.calibrate import calibrate
+from accelgen.quant.context import QuantConfig, QuantContext, parse_type
+
+
+def make_config(precision="auto", weight_bits=None, activation_bits=None, margin=1.0, table_size=1024,
+                overrides=None) -> QuantConfig:
+    uniform = None
+    if isinstance(precision, FixedType) or (isinstance(precision, str) and precision != "auto"):
+        uniform = parse_type(precision)
+    elif precision != "auto":
+        raise QuantizationError(f"precision must be 'auto' or a fixed-point type like 'fixed<16,6>', got {precision!r}")
+    options = {"margin": margin, "table_size": table_size, "uniform": uniform, "overrides": dict(overrides or {})}
+    if weight_bits is not None:
+        options["weight_width"] = weight_bits
+    if activation_bits is not None:
+        options["activation_width"] = activation_bits
+    return QuantConfig(**options)
+
+
+def _plan(node, ctx: QuantContext) -> FixedPlan:
+    op = node.op
+    return op.fixed_precision(node, ctx) if hasattr(type(op), "fixed_precision") else ctx.default_plan(node)
+
+
+def _check_supported(graph: Graph) -> None:
+    missing: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if not node.op.exact_in_fixed and not hasattr(type(node.op), "fixed_precision"):
+            missing.setdefault(node.op_type, []).append(node.name)
+    if missing:
+        listed = "; ".join(f"{op} ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
+                           for op, names in sorted(missing.items()))
+        raise QuantizationError(f"no fixed-point semantics for: {listed}")
+
+
+def quantize(graph: Graph, calibration: Mapping[str, np.ndarray], precision="auto", *, weight_bits=None,
+             activation_bits=None, margin: float = 1.0, table_size: int = 1024, overrides=None) -> Graph:
+    """A fixed-point copy of `graph` (which is left unchanged).
+
+    precision: "auto" (types from calibrated ranges and widths) or a uniform type such as "fixed<16,6>".
+    weight_bits / activation_bits: widths for "auto" (default 16). overrides: {node name or op type: {"width": 12}
+    | {"type": "fixed<18,8>"} | {"weight_bits": 6} | {"weight_type": "fixed<8,2>"}}.
+    """
+    config = make_config(precision, weight_bits, activation_bits, margin, table_size, overrides)
+    _check_supported(graph)
+    ctx = QuantContext(config, calibrate(graph, calibration))
+    q = graph.copy()
+    for v in q.inputs:
+        if is_float(v.dtype):
+            v.type = v.type.with_dtype(ctx.activation_type(v.name))
+    rounded: dict[tuple[int, FixedType], Value] = {}
+    for node in q.nodes:
+        plan = _plan(node, ctx)
+        for slot, dtype in plan.constants.items():
+            node.set_input(slot, _constant(q, node.inputs[slot], dtype, rounded))
+        node.op = Quantized(node.op, plan.out, plan.params)
+        for v, dtype in zip(node.outputs, plan.out):
+            v.type = TensorType(v.shape, dtype)
+    q.remove_unused_constants()
+    verify(q)
+    return q
+
+
+def _constant(graph: Graph, v: Value, dtype: FixedType, cache: dict) -> Value:
+    """The constant `v` rounded to `dtype` (one copy per distinct type, shared by the nodes that use it)."""
+    key = (id(v), dtype)
+    if key not in cache:
+        values, overflow = quantize_values(dtype, v.data)
+        if overflow.any():  # types for constants come from their own data: overflow means a bad override
+            raise QuantizationError(f"constant {v.name!r} does not fit {dtype}: {int(overflow.sum())} values saturate")
+        c = graph.add_constant(f"{v.name}_{dtype.width}b", values)
+        c.type = TensorType(v.shape, dtype)
+        cache[key] = c
+    return cache[key]
