@@ -29,12 +29,14 @@ from accelgen.ir.types import BOOL, F32, F64
 from accelgen.passes import register_pass
 from accelgen.passes.base import Pass, PassResult
 from accelgen.passes.cleanup import refuse
-from accelgen.passes.pattern import remove_dead
-from accelgen.passes.trace import MOVES, Step, chain_back, chain_forward, emit, index_array, movement_step, only_use
+from accelgen.passes.fuse_dense import per_feature
+from accelgen.passes.pattern import escaping_use, remove_dead
+from accelgen.passes.trace import (MOVES, Step, chain_back, chain_forward, emit, index_array, movement_step, only_use,
+                                   replace)
 
 PASS_THROUGH = {"Identity", "Dropout", "Cast"}  # move nothing (Cast only when it keeps the element type)
 AFFINE = {"Add", "Sub", "Mul", "Div"}  # with a constant: a bias (Add/Sub) or a scalar scale (Mul/Div)
-MAX_CHAIN = 64
+MAX_CHAIN = 64  # ops followed from an anchor to a projection (or a layout)
 
 
 class Refused(Exception):
@@ -130,10 +132,9 @@ def _projection(node: Node, slot: int = 0) -> Projection | None:
         if op.transA or op.alpha != 1.0 or (c is not None and (op.beta != 1.0 or not c.is_constant)):
             return None
         weight = w.data.T if op.transB else w.data
-        if c is not None:
-            if c.type.rank == 2 and c.shape[0] != 1:
-                return None  # a bias that varies per row is not a projection bias
-            bias = np.broadcast_to(c.data.reshape(-1) if c.type.rank == 2 else c.data, (n,))
+        bias = per_feature(c, node.outputs[0].shape) if c is not None else None
+        if isinstance(bias, str):
+            return None  # a bias that varies per row is not a projection bias
     elif node.op_type == "Dense":
         b = node.inputs[2] if len(node.inputs) > 2 else None
         if node.op.activation is not None or (b is not None and not b.is_constant):
@@ -384,10 +385,10 @@ def trace_output(graph: Graph, core: Core, head_of: np.ndarray, batch_of: np.nda
         raise Refused(f"the attention output reaches {'graph output' if v in graph.outputs else 'the fork'} "
                       f"{v.name!r}, not an output projection")
     proj = _projection(*use)  # (a projection is never a step)
-    if proj is None and _moving(_step(*use), False) is None:
-        raise Refused(f"the attention output reaches {use[0].op_type} {use[0].name!r}, not an output projection "
-                      "with a constant weight")
     if proj is None:
+        if _moving(_step(*use), False) is None:
+            raise Refused(f"the attention output reaches {use[0].op_type} {use[0].name!r}, not an output "
+                          "projection with a constant weight")
         raise Refused(f"no output projection within {MAX_CHAIN} ops")
     seq, hd = core.seq, core.head_dim
     rows = len(head_of)
@@ -410,10 +411,10 @@ def trace_output(graph: Graph, core: Core, head_of: np.ndarray, batch_of: np.nda
     while (use := only_use(graph, result)) is not None:  # the bias Add(s) after a MatMul projection
         node, slot = use
         c = node.inputs[1 - slot] if node.op_type == "Add" and len(node.inputs) == 2 else None
-        if (c is None or not c.is_constant or c.dtype not in (F32, F64) or node.outputs[0].shape != result.shape
-                or any(dim != 1 for dim in c.shape[:-1]) or (c.type.rank and c.shape[-1] not in (1, bias.size))):
+        c_bias = per_feature(c, result.shape) if c is not None and c.is_constant and c.dtype in (F32, F64) else ""
+        if isinstance(c_bias, str):
             break
-        bias = bias + np.broadcast_to(c.data.reshape(-1).astype(np.float64), bias.shape)
+        bias = bias + c_bias.astype(np.float64)
         nodes.append(node)
         result = node.outputs[0]
     return OutputSide(proj, chain, layout, proj.weight[_columns(blocks, hd)], bias, result, nodes)
@@ -448,17 +449,10 @@ def _batch_first_source(x: Value, want: np.ndarray, shape: tuple[int, ...]) -> V
 # -- the rewrite ---------------------------------------------------------------------------------------------------
 def _private(graph: Graph, nodes: list[Node], keep: Value) -> None:
     """Refuse if a value made inside the pattern (other than `keep`, the one replaced) is used outside it."""
-    inside = {id(n) for n in nodes}
-    for n in nodes:
-        for o in n.outputs:
-            if o is keep:
-                continue
-            if o in graph.outputs:
-                raise Refused(f"{o.name!r} ({n.op_type} inside the attention) is a graph output")
-            for user, _ in o.uses:
-                if id(user) not in inside:
-                    raise Refused(f"{o.name!r} ({n.op_type} inside the attention) is also used by {user.op_type} "
-                                  f"{user.name!r}")
+    if (escape := escaping_use(graph, nodes, keep)) is not None:
+        n, o, user = escape
+        use = "is a graph output" if user is None else f"is also used by {user.op_type} {user.name!r}"
+        raise Refused(f"{o.name!r} ({n.op_type} inside the attention) {use}")
 
 
 def _mask_layout(core: Core, head_of: np.ndarray, batch_of: np.ndarray, heads: int, batch: int):
@@ -546,9 +540,8 @@ def fuse(graph: Graph, core: Core) -> None:
             return found
         if layout == "bs":
             return emit(graph, x, [Reshape(shape=(batch, length, width))], before)
-        if x.shape != (length, batch, width):
-            x = emit(graph, x, [Reshape(shape=(length, batch, width))], before)
-        return emit(graph, x, [Transpose(perm=(1, 0, 2))], before)
+        to_rows = [Reshape(shape=(length, batch, width))] if x.shape != (length, batch, width) else []
+        return emit(graph, x, [*to_rows, Transpose(perm=(1, 0, 2))], before)
 
     x_q = batch_first(xq, q_layout, seq)
     x_kv = x_q if xkv is xq and kv_layout == q_layout else batch_first(xkv, kv_layout, kv_seq)
@@ -571,7 +564,7 @@ def fuse(graph: Graph, core: Core) -> None:
             y = emit(graph, y, [Transpose(perm=(1, 0, 2))], before)
         if y.shape != replaced.shape:
             y = emit(graph, y, [Reshape(shape=replaced.shape)], before)
-    graph.replace_all_uses_with(replaced, y)
+    replace(graph, replaced, y)
 
 
 class FuseAttention(Pass):

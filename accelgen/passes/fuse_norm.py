@@ -38,7 +38,7 @@ from accelgen.ir.ops.normalization import LayerNormalization
 from accelgen.ir.types import F32, F64, TensorType
 from accelgen.passes import register_pass
 from accelgen.passes.fuse_dense import folds_exactly, scalar
-from accelgen.passes.pattern import Match, RewritePass, Rule, const, op, val
+from accelgen.passes.pattern import Match, RewritePass, Rule, const, escaping_use, op, val
 
 REL_TOL = 1e-6  # how close a constant must be to the exact one: float32 rounding, with room for products of two
 _STASH = {F32: 1, F64: 11}  # LayerNormalization stash_type (ONNX dtype code) that keeps the graph's precision
@@ -59,12 +59,8 @@ Analyzer = Callable[[Node], Found | None]  # None: the root is not a candidate a
 
 def _escaping(found: Found, root: Node) -> str | None:
     """A covered value that is used outside the pattern (or is a graph output) would have to be kept."""
-    inside = {id(n) for n in found.nodes} | {id(root)}
-    for node in found.nodes:
-        for v in node.outputs:
-            if v in root.graph.outputs or any(id(user) not in inside for user in v.users):
-                return f"the intermediate value {v.name!r} is also used outside the pattern"
-    return None
+    escape = escaping_use(root.graph, found.nodes, inside=[root])
+    return None if escape is None else f"the intermediate value {escape[1].name!r} is also used outside the pattern"
 
 
 def analyzer_rule(name: str, op_types: tuple[str, ...], analyze: Analyzer,

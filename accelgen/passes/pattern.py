@@ -132,6 +132,24 @@ def remove_dead(graph: Graph) -> int:
     return removed
 
 
+def escaping_use(graph: Graph, nodes: Sequence[Node], keep: Value | None = None,
+                 inside: Sequence[Node] = ()) -> tuple[Node, Value, Node | None] | None:
+    """The first value made by `nodes` (other than `keep`, the one a rewrite replaces) that a node outside `nodes`
+    and `inside` reads, or that is a graph output: (its producer, the value, that reader or None). A rewrite that
+    removes `nodes` would have to keep it."""
+    own = {id(n) for n in (*nodes, *inside)}
+    for node in nodes:
+        for v in node.outputs:
+            if v is keep:
+                continue
+            if v in graph.outputs:
+                return node, v, None
+            for user, _ in v.uses:
+                if id(user) not in own:
+                    return node, v, user
+    return None
+
+
 def apply_rules(graph: Graph, rules: Sequence[Rule], result: PassResult) -> None:
     """One sweep over the nodes in order, trying each rule at each node that is still in the graph."""
     for node in list(graph.nodes):

@@ -4,7 +4,8 @@ Layout and selection ops (Reshape, Transpose, Gather, Split, ...) only move elem
 operands, on an array that numbers a tensor's elements, they say for every output element which input element it
 is, whatever ops the exporter spelled the movement with; so these passes compare index arrays instead of matching
 op sequences. This module holds the pieces they all need: the numbering, the test for a node that only moves its
-data, running nodes and ops on an array, the one use of a value, and inserting the ops a pass plans.
+data, running nodes and ops on an array, walking chains of such steps back and forward, the one use of a value, and
+inserting the ops a pass plans.
 """
 
 from __future__ import annotations

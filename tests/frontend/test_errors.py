@@ -7,18 +7,15 @@ import os
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper, parser
+from onnx import TensorProto, helper, parser
 
 import accelgen
 from accelgen.errors import InvalidModelError, ModelLoadError, ShapeError, UnsupportedOpsError
+from tests.onnxmodels import RELU, external_data_model
 
 
 def model(text: str) -> onnx.ModelProto:
     return parser.parse_model(text)
-
-
-RELU = """<ir_version: 8, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) { y = Relu(x) }"""
 
 
 # -- files -------------------------------------------------------------------------------------------------------
@@ -72,23 +69,9 @@ def test_opset_newer_than_onnx_knows():
         accelgen.load(m)
 
 
-def _external_model(tmp_path, location):
-    w = numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4), "w")
-    w.data_location = TensorProto.EXTERNAL
-    w.ClearField("raw_data")
-    w.external_data.add(key="location", value=location)
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
-    path = tmp_path / "model" / "m.onnx"
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-    return path
-
-
 def test_external_data_symlinked_out_of_the_folder_is_refused(tmp_path):
     (tmp_path / "secret.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
-    path = _external_model(tmp_path, "w.bin")
+    path = external_data_model(tmp_path, "w.bin")
     os.symlink(tmp_path / "secret.bin", path.parent / "w.bin")
     with pytest.raises(ModelLoadError, match="outside the model's folder"):
         accelgen.load(path)
@@ -96,7 +79,7 @@ def test_external_data_symlinked_out_of_the_folder_is_refused(tmp_path):
 
 def test_external_data_location_with_a_nul_byte(tmp_path):
     with pytest.raises(ModelLoadError, match="bad location"):
-        accelgen.load(_external_model(tmp_path, "w\0.bin"))
+        accelgen.load(external_data_model(tmp_path, "w\0.bin"))
 
 
 def test_tensor_data_larger_than_its_shape(tmp_path):

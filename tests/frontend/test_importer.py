@@ -3,19 +3,16 @@
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper, parser
+from onnx import parser
 
 import accelgen
 from accelgen.errors import InvalidModelError, ModelLoadError, ShapeError, UnsupportedOpsError
+from tests.onnxmodels import RELU, external_data_model
 from tests.ortcheck import check_against_ort, rand
 
 
 def model(text: str) -> onnx.ModelProto:
     return parser.parse_model(text)
-
-
-RELU = """<ir_version: 8, opset_import: ["" : 17]>
-g (float[N,4] x) => (float[N,4] y) { y = Relu(x) }"""
 
 
 def test_load_path_bytes_and_proto_agree(tmp_path):
@@ -133,23 +130,8 @@ def test_constant_nodes_and_folding():
     check_against_ort(m, {"x": rand(1, 4)})
 
 
-def _external_model(tmp_path, location):
-    w = numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4), "w")
-    w.data_location = TensorProto.EXTERNAL
-    w.ClearField("raw_data")
-    w.external_data.add(key="location", value=location)
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = tmp_path / "model" / "m.onnx"
-    path.parent.mkdir(exist_ok=True)
-    path.write_bytes(m.SerializeToString())
-    return path
-
-
 def test_external_data_inside_the_model_folder(tmp_path):
-    path = _external_model(tmp_path, "weights.bin")
+    path = external_data_model(tmp_path, "weights.bin")
     (path.parent / "weights.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
     g = accelgen.load(path)
     out = accelgen.run(g, {"x": np.ones((1, 4), np.float32)})["y"]
@@ -159,14 +141,14 @@ def test_external_data_inside_the_model_folder(tmp_path):
 @pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "sub/../../x.bin"])
 def test_external_data_outside_the_model_folder_is_refused(tmp_path, location):
     (tmp_path / "secret.bin").write_bytes(b"\0" * 16)
-    path = _external_model(tmp_path, location)
+    path = external_data_model(tmp_path, location)
     with pytest.raises(ModelLoadError, match="inside the model's folder"):
         accelgen.load(path)
 
 
 def test_missing_external_data_file(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
-        accelgen.load(_external_model(tmp_path, "gone.bin"))
+        accelgen.load(external_data_model(tmp_path, "gone.bin"))
 
 
 def test_legacy_attribute_semantics_are_refused_not_ignored():

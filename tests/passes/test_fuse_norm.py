@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import accelgen
-from accelgen.passes import PASSES
 from accelgen.passes.base import random_inputs
+from tests.onnxmodels import const, text_model
 from tests.ortcheck import run_ort
-from tests.passes.test_fuse_dense import census, const, fuse, model, rand, reasons
+from tests.passes.passcheck import census, cleanup, fuse, rand, reasons
 
 ROOT = Path(__file__).resolve().parents[2]
 PROPERTY = settings(max_examples=30, deadline=None)
@@ -54,8 +54,8 @@ def ln_inits(norm_shape, g_shape=None, eps=1e-5, seed=0):
 def ln_model(x_shape, norm_rank=1, **kw):
     norm = x_shape[len(x_shape) - norm_rank:]
     axes = "[" + ",".join(str(-i) for i in range(norm_rank, 0, -1)) + "]"
-    return model(f"(float[{shape_text(x_shape)}] x) => (float[{shape_text(x_shape)}] y)", ln_inits(norm),
-                 layernorm_text(axes=axes, **kw))
+    return text_model(f"(float[{shape_text(x_shape)}] x) => (float[{shape_text(x_shape)}] y)", ln_inits(norm),
+                      layernorm_text(axes=axes, **kw))
 
 
 @pytest.mark.parametrize("square", ["pow", "mul"])
@@ -78,9 +78,9 @@ def test_layernorm_fusion_on_random_shapes(x_shape, norm_rank, square, divide, s
     norm_rank = min(norm_rank, len(x_shape))
     norm = x_shape[len(x_shape) - norm_rank:]
     axes = "[" + ",".join(str(-i) for i in range(norm_rank, 0, -1)) + "]"
-    g = model(f"(float[{shape_text(x_shape)}] x) => (float[{shape_text(x_shape)}] y)",
-              ln_inits(norm, eps=eps, seed=seed),
-              layernorm_text(axes, square, divide, scale, bias, eps_first))
+    g = text_model(f"(float[{shape_text(x_shape)}] x) => (float[{shape_text(x_shape)}] y)",
+                   ln_inits(norm, eps=eps, seed=seed),
+                   layernorm_text(axes, square, divide, scale, bias, eps_first))
     result = fuse(g, ["fuse-layernorm"])
     want = {"layernorm": 1} | ({"layernorm_scale": 1} if scale else {}) | ({"layernorm_bias": 1} if bias else {})
     assert result.fired == want
@@ -89,8 +89,9 @@ def test_layernorm_fusion_on_random_shapes(x_shape, norm_rank, square, divide, s
 
 
 def test_opset18_layernorm_with_axes_inputs():
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,)) + [const("ax", np.array([-1]), "int64")],
-              layernorm_text().replace("<axes=[-1]>(x)", "(x, ax)").replace("<axes=[-1]>(sq)", "(sq, ax)"), opset=18)
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,)) + [const("ax", np.array([-1]), "int64")],
+                   layernorm_text().replace("<axes=[-1]>(x)", "(x, ax)").replace("<axes=[-1]>(sq)", "(sq, ax)"),
+                   opset=18)
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {"layernorm": 1, "layernorm_scale": 1, "layernorm_bias": 1}
 
@@ -107,7 +108,7 @@ def tf_layernorm_text(gamma=True, beta=True):
 
 @pytest.mark.parametrize("gamma, beta", [(True, True), (True, False), (False, True), (False, False)])
 def test_tensorflow_form_becomes_layernorm(gamma, beta):
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,)), tf_layernorm_text(gamma, beta))
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,)), tf_layernorm_text(gamma, beta))
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {"layernorm_tf": 1} and census(result.graph) == {"LayerNormalization": 1}
     ln = result.graph.nodes[0]
@@ -117,25 +118,25 @@ def test_tensorflow_form_becomes_layernorm(gamma, beta):
 
 def test_tensorflow_form_with_per_token_gamma_is_refused():
     inits = ln_inits((8,), g_shape=(5, 1))
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", inits, tf_layernorm_text())
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", inits, tf_layernorm_text())
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and "gamma: constant of shape (5, 1) varies over axes" in reasons(result)
 
 
 def test_instancenorm_with_unit_affine_is_a_layernorm():
     # tf2onnx rewrites a rank-3 layer norm into InstanceNormalization(x, 1, 0) * gamma + beta.
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)",
-              [const("one", np.ones(5, np.float32)), const("zero", np.zeros(5, np.float32)),
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)",
+                   [const("one", np.ones(5, np.float32)), const("zero", np.zeros(5, np.float32)),
                const("g", rand(8, seed=1)), const("b", rand(8, seed=2))],
-              "n = InstanceNormalization<epsilon=0.001>(x, one, zero)\n ns = Mul(n, g)\n y = Add(ns, b)")
+                   "n = InstanceNormalization<epsilon=0.001>(x, one, zero)\n ns = Mul(n, g)\n y = Add(ns, b)")
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {"layernorm_from_instancenorm": 1, "layernorm_scale": 1, "layernorm_bias": 1}
     assert census(result.graph) == {"LayerNormalization": 1} and result.graph.nodes[0].op.axis == 2
 
 
 def test_instancenorm_with_real_parameters_stays():
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", [const("s", rand(5)), const("z", np.zeros(5, np.float32))],
-              "y = InstanceNormalization(x, s, z)")
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", [const("s", rand(5)), const("z", np.zeros(5, np.float32))],
+                   "y = InstanceNormalization(x, s, z)")
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and not result.refusals
 
@@ -147,7 +148,7 @@ def test_instancenorm_with_real_parameters_stays():
     ({"exponent": "three"}, "the Pow exponent is 3, not 2"),
 ])
 def test_layernorm_near_misses(kw, reason):
-    g = model("(float[2,5,8] x, float[2,5,8] x2) => (float[2,5,8] y)", ln_inits((8,)), layernorm_text(**kw))
+    g = text_model("(float[2,5,8] x, float[2,5,8] x2) => (float[2,5,8] y)", ln_inits((8,)), layernorm_text(**kw))
     result = fuse(g, ["fuse-layernorm"])
     assert "layernorm" not in result.fired and "LayerNormalization" not in census(result.graph)
     assert reason in reasons(result)
@@ -156,27 +157,27 @@ def test_layernorm_near_misses(kw, reason):
 def test_layernorm_with_a_vector_epsilon_is_left_alone():
     inits = ln_inits((8,))
     inits[2] = const("eps", np.full(8, 1e-5, np.float32))
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", inits, layernorm_text())
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", inits, layernorm_text())
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and "epsilon is not a scalar constant (shape (8,))" in reasons(result)
 
 
 def test_layernorm_whose_centred_value_escapes_is_left_alone():
-    g = model("(float[2,5,8] x) => (float[2,5,8] y, float[2,5,8] d)", ln_inits((8,)), layernorm_text())
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y, float[2,5,8] d)", ln_inits((8,)), layernorm_text())
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and "'d' is also used outside the pattern" in reasons(result)
 
 
 def test_rms_norm_is_not_a_layernorm():
-    g = model("(float[2,8] x) => (float[2,8] y)", [const("eps", np.float32(1e-6)), const("two", np.float32(2))],
-              "sq = Pow(x, two)\n v = ReduceMean<axes=[-1]>(sq)\n ve = Add(v, eps)\n s = Sqrt(ve)\n y = Div(x, s)")
+    g = text_model("(float[2,8] x) => (float[2,8] y)", [const("eps", np.float32(1e-6)), const("two", np.float32(2))],
+                   "sq = Pow(x, two)\n v = ReduceMean<axes=[-1]>(sq)\n ve = Add(v, eps)\n s = Sqrt(ve)\n y = Div(x, s)")
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and "RMS" in reasons(result)
 
 
 def test_scale_varying_over_batch_axes_is_not_folded():
-    g = model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,), g_shape=(5, 1)),
-              layernorm_text(bias=False))
+    g = text_model("(float[2,5,8] x) => (float[2,5,8] y)", ln_inits((8,), g_shape=(5, 1)),
+                   layernorm_text(bias=False))
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {"layernorm": 1}
     assert census(result.graph) == {"LayerNormalization": 1, "Mul": 1, "Identity": 1}
@@ -184,10 +185,10 @@ def test_scale_varying_over_batch_axes_is_not_folded():
 
 
 def test_half_precision_layernorm_is_refused():
-    g = model("(float16[2,8] x) => (float16[2,8] y)",
-              [const("eps", np.float16(1e-3), "float16"), const("two", np.float16(2), "float16")],
-              "m = ReduceMean<axes=[-1]>(x)\n d = Sub(x, m)\n sq = Pow(d, two)\n v = ReduceMean<axes=[-1]>(sq)\n"
-              "ve = Add(v, eps)\n s = Sqrt(ve)\n y = Div(d, s)")
+    g = text_model("(float16[2,8] x) => (float16[2,8] y)",
+                   [const("eps", np.float16(1e-3), "float16"), const("two", np.float16(2), "float16")],
+                   "m = ReduceMean<axes=[-1]>(x)\n d = Sub(x, m)\n sq = Pow(d, two)\n v = ReduceMean<axes=[-1]>(sq)\n"
+                   "ve = Add(v, eps)\n s = Sqrt(ve)\n y = Div(d, s)")
     result = fuse(g, ["fuse-layernorm"])
     assert result.fired == {} and "f16 is not fused" in reasons(result)
 
@@ -218,7 +219,7 @@ TANH_FORMS = {
 
 
 def gelu_model(body, shape=(2, 3, 8), inits=GELU_INITS, extra_out=""):
-    return model(f"(float[{shape_text(shape)}] x) => (float[{shape_text(shape)}] y{extra_out})", inits, body)
+    return text_model(f"(float[{shape_text(shape)}] x) => (float[{shape_text(shape)}] y{extra_out})", inits, body)
 
 
 @pytest.mark.parametrize("form", sorted(ERF_FORMS))
@@ -293,7 +294,7 @@ def test_tanh_gelu_with_a_wrong_constant_is_left_alone(swap, reason):
 def test_gelu_whose_constant_raises_the_rank_is_left_alone():
     inits = GELU_INITS + [const("half4", np.full((1, 1, 1, 1), 0.5, np.float32))]
     body = ERF_FORMS["torch"].replace("Mul(p, half)", "Mul(p, half4)")
-    g = model("(float[2,3,8] x) => (float[1,2,3,8] y)", inits, body)
+    g = text_model("(float[2,3,8] x) => (float[1,2,3,8] y)", inits, body)
     result = fuse(g, ["fuse-gelu"])
     assert result.fired == {} and "constants broadcast the result to f32[1,2,3,8]" in reasons(result)
 
@@ -305,21 +306,22 @@ def test_gelu_whose_inner_sum_escapes_is_left_alone():
 
 def test_gated_gelu_keeps_its_gate():
     body = ERF_FORMS["torch"].replace("y = Mul(p, half)", "gl = Mul(p, half)\n y = Mul(gl, gate)")
-    g = model("(float[2,8] x, float[2,8] gate) => (float[2,8] y)", GELU_INITS, body)
+    g = text_model("(float[2,8] x, float[2,8] gate) => (float[2,8] y)", GELU_INITS, body)
     result = fuse(g, ["fuse-gelu"])
     assert result.fired == {"gelu_erf": 1} and census(result.graph) == {"Gelu": 1, "Mul": 1}
 
 
 def test_an_erf_that_is_not_a_gelu_is_ignored():
-    g = model("(float[2,8] x, float[2,8] z) => (float[2,8] y)", GELU_INITS,
-              "h = Div(z, sqrt2)\n e = Erf(h)\n a = Add(e, one)\n p = Mul(x, a)\n y = Mul(p, half)")
+    g = text_model("(float[2,8] x, float[2,8] z) => (float[2,8] y)", GELU_INITS,
+                   "h = Div(z, sqrt2)\n e = Erf(h)\n a = Add(e, one)\n p = Mul(x, a)\n y = Mul(p, half)")
     result = fuse(g, ["fuse-gelu"])
     assert result.fired == {} and not result.refusals
 
 
 def test_dense_then_gelu_then_dense_activation():
-    g = model("(float[2,3,8] x) => (float[2,3,4] y)", GELU_INITS + [const("w", rand(8, 4)), const("b", rand(4))],
-              "h0 = MatMul(x, w)\n hb = Add(h0, b)\n" + ERF_FORMS["torch"].replace("x", "hb").replace("y =", "y ="))
+    g = text_model("(float[2,3,8] x) => (float[2,3,4] y)", GELU_INITS + [const("w", rand(8, 4)), const("b", rand(4))],
+                   "h0 = MatMul(x, w)\n hb = Add(h0, b)\n"
+                   + ERF_FORMS["torch"].replace("x", "hb").replace("y =", "y ="))
     result = fuse(g, ["fuse-gelu", "fuse-dense", "fuse-activation"])
     assert result.fired == {"gelu_erf": 1, "dense_from_matmul": 1, "dense_bias": 1, "dense_activation": 1}
     assert census(result.graph) == {"Dense": 1} and result.graph.nodes[0].op.activation.op_type == "Gelu"
@@ -332,7 +334,7 @@ FUSIONS = ["fuse-layernorm", "fuse-gelu", "fuse-dense", "fuse-batchnorm", "fuse-
 def optimize_real(name):
     path = ROOT / "tests/data/models" / name
     g = accelgen.load(str(path))
-    result = fuse(g, [p for p in ("fold-constants", "dce") if p in PASSES] + FUSIONS)
+    result = fuse(g, cleanup() + FUSIONS)
     feeds = random_inputs(g, seed=5)
     theirs = run_ort(onnx.load(str(path)), feeds)
     ours = accelgen.run(result.graph, feeds)

@@ -11,7 +11,8 @@ from accelgen.ir.ops.activations import Relu
 from accelgen.ir.ops.elementwise import Add, Mul
 from accelgen.ir.ops.shape import Reshape, Transpose
 from accelgen.ir.types import F32, TensorType
-from accelgen.passes.layout import apply_ops, factor_permutation, plan_layout
+from accelgen.passes.layout import factor_permutation, plan_layout
+from accelgen.passes.trace import apply_ops
 from tests.passes.test_cleanup import apply, load, op_types
 
 

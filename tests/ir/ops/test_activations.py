@@ -13,7 +13,8 @@ from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops import lookup
 from accelgen.ir.ops.activations import Clip, Gelu, PRelu
 from accelgen.ir.types import F32, TensorType
-from tests.ir.ops.test_elementwise import SPECIAL, build, check, floats, load
+from tests.ir.ops.test_elementwise import SPECIAL, floats
+from tests.onnxmodels import build, check, load
 from tests.ortcheck import run_ort
 
 WIDE = np.concatenate([np.linspace(-12, 12, 241, dtype=np.float32), SPECIAL[np.isfinite(SPECIAL)]])

@@ -13,7 +13,8 @@ import accelgen.ir.ops.conv as conv_module
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.conv import Conv, ConvTranspose
 from accelgen.ir.types import F32, TensorType
-from tests.ir.ops.test_linear import F16_TOL, build, check, load
+from tests.ir.ops.test_linear import F16_TOL
+from tests.onnxmodels import build, check, load
 from tests.ortcheck import rand
 
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto
 
 import accelgen
 from accelgen.errors import InvalidModelError, ShapeError
@@ -15,45 +15,8 @@ from accelgen.ir.ops import lookup
 from accelgen.ir.ops.activations import erf, erfc
 from accelgen.ir.ops.elementwise import Add, Cast, CastLike, Max
 from accelgen.ir.types import BOOL, F32, I64, TensorType
-from tests.ortcheck import check_against_ort, rand
-
-
-def build(op: str, inputs, opset: int, attrs=None, consts=(), n_out: int = 1, domain: str = ""):
-    """A one-node model. `inputs` are (name, array) pairs in the node's input order (name '' = absent input);
-    names in `consts` become initializers, the rest graph inputs. Output types come from ONNX shape inference."""
-    graph_inputs, inits, names = [], [], []
-    for name, a in inputs:
-        names.append(name)
-        if not name:
-            continue
-        a = np.asarray(a)
-        if name in consts:
-            inits.append(numpy_helper.from_array(a, name))
-        else:
-            graph_inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape))
-    outs = [helper.make_empty_tensor_value_info(f"y{i}") for i in range(n_out)]
-    node = helper.make_node(op, names, [o.name for o in outs], domain=domain, **(attrs or {}))
-    m = helper.make_model(helper.make_graph([node], "g", graph_inputs, outs, inits),
-                          opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    try:
-        m = shape_inference.infer_shapes(m, strict_mode=True)
-    except Exception:  # the error tests: let accelgen's own checks speak
-        pass
-    for o in m.graph.output:
-        if not o.type.tensor_type.HasField("shape"):
-            o.CopyFrom(helper.make_tensor_value_info(o.name, TensorProto.FLOAT, []))
-    return m
-
-
-def check(op: str, inputs, opset: int = 17, attrs=None, consts=(), n_out: int = 1, **tol):
-    m = build(op, inputs, opset, attrs, consts, n_out)
-    feeds = {n: np.asarray(a) for n, a in inputs if n and n not in consts}
-    return check_against_ort(m, feeds, **tol)
-
-
-def load(op: str, inputs, opset: int = 17, attrs=None, consts=(), n_out: int = 1):
-    return accelgen.load(build(op, inputs, opset, attrs, consts, n_out))
+from tests.onnxmodels import check, load
+from tests.ortcheck import rand
 
 
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 1e-30, 30.0, -30.0, np.inf, -np.inf, np.nan],

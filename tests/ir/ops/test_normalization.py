@@ -5,41 +5,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper
 
 import accelgen
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.normalization import BatchNormalization, LayerNormalization, Softmax
 from accelgen.ir.types import F32, TensorType
+from tests.onnxmodels import typed_model, value_info
 from tests.ortcheck import check_against_ort, rand
 
 
 def model(op: str, x: np.ndarray, opset: int, attrs=None, params=(), n_out: int = 1, runtime_params=()):
     """One-node model: input `x`, then `params` (name, array or None for an empty optional input) as
     initializers, or as graph inputs for the names in `runtime_params`."""
-    inputs = [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)]
+    inputs = [value_info("x", x)]
     inits = []
     for name, a in params:
         if a is None:
             continue
         if name in runtime_params:
-            inputs.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape))
+            inputs.append(value_info(name, a))
         else:
             inits.append(numpy_helper.from_array(a, name))
     names = ["x", *(name if a is not None else "" for name, a in params)]
-    outs = [helper.make_empty_tensor_value_info(f"y{i}") for i in range(n_out)]
-    node = helper.make_node(op, names, [o.name for o in outs], **(attrs or {}))
-    m = helper.make_model(helper.make_graph([node], "g", inputs, outs, inits),
-                          opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    try:
-        m = shape_inference.infer_shapes(m, strict_mode=True)
-    except Exception:
-        pass  # error tests: let accelgen's own checks report
-    for o in m.graph.output:  # the checker needs typed outputs; accelgen ignores the declared output types
-        if not o.type.tensor_type.HasField("shape"):
-            o.CopyFrom(helper.make_tensor_value_info(o.name, helper.np_dtype_to_tensor_dtype(x.dtype), []))
-    return m
+    outs = [f"y{i}" for i in range(n_out)]
+    node = helper.make_node(op, names, outs, **(attrs or {}))
+    return typed_model([node], inputs, outs, inits, opset, [x.dtype] * n_out)
 
 
 # -- BatchNormalization ------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.pool import LRN, AveragePool, GlobalAveragePool, MaxPool
 from accelgen.ir.types import F32, I64, TensorType
-from tests.ir.ops.test_linear import F16_TOL, check, load
+from tests.ir.ops.test_linear import F16_TOL
+from tests.onnxmodels import check, load
 from tests.ortcheck import rand
 
 WINDOWS = [

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
 
 import accelgen
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.reduce import ReduceSum, TopK
 from accelgen.ir.types import F32, TensorType
+from tests.onnxmodels import typed_model, value_info
 from tests.ortcheck import check_against_ort, rand
 
 REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -25,30 +26,12 @@ def model(op: str, x: np.ndarray, opset: int, attrs=None, consts=None, n_out: in
           extra_inputs=()):
     """One-node model: input `x`, then the constants (as initializers) in order, then `n_out` outputs."""
     consts = consts or {}
-    inputs = [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)]
-    inputs += [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-               for n, a in extra_inputs]
+    inputs = [value_info("x", x), *(value_info(n, a) for n, a in extra_inputs)]
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if v is not None]
     names = ["x", *(n for n, _ in extra_inputs), *(k if v is not None else "" for k, v in consts.items())]
-    outs = [helper.make_empty_tensor_value_info(f"y{i}") for i in range(n_out)]
-    node = helper.make_node(op, names, [o.name for o in outs], **(attrs or {}))
-    m = helper.make_model(helper.make_graph([node], "g", inputs, outs, inits),
-                          opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    return typed_outputs(m, out_dtypes or [x.dtype] * n_out)
-
-
-def typed_outputs(m, dtypes):
-    """Declare the outputs' types (the checker requires them) from ONNX shape inference; where inference rejects
-    the node (the error tests), a placeholder type lets accelgen's own checks speak."""
-    try:
-        m = shape_inference.infer_shapes(m, strict_mode=True)
-    except Exception:
-        pass
-    for o, d in zip(m.graph.output, dtypes):
-        if not o.type.tensor_type.HasField("shape"):
-            o.CopyFrom(helper.make_tensor_value_info(o.name, helper.np_dtype_to_tensor_dtype(np.dtype(d)), []))
-    return m
+    outs = [f"y{i}" for i in range(n_out)]
+    node = helper.make_node(op, names, outs, **(attrs or {}))
+    return typed_model([node], inputs, outs, inits, opset, out_dtypes or [x.dtype] * n_out)
 
 
 def reduce_model(op: str, x: np.ndarray, opset: int, axes=None, **attrs):

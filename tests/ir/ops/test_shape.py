@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, numpy_helper
 
 import accelgen
 from accelgen.errors import InvalidModelError, ShapeError
+from tests.onnxmodels import typed_model, value_info
 from tests.ortcheck import check_against_ort, rand
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -21,28 +22,15 @@ def model(op: str, inputs: dict, consts: dict | None = None, attrs: dict | None 
     `consts` initializers (a None value leaves that node input empty); the node takes `order` (default: inputs then
     consts) and has outputs y0, y1, ..."""
     consts = consts or {}
-    graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-                    for n, a in inputs.items()]
+    graph_inputs = [value_info(n, a) for n, a in inputs.items()]
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if v is not None]
     order = order or [*inputs, *consts]
     names = [n if consts.get(n, 0) is not None else "" for n in order]
     outs = [f"y{i}" for i in range(n_out)]
     node = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    g = helper.make_graph([*nodes, node], "g", graph_inputs, [helper.make_empty_tensor_value_info(o) for o in outs],
-                          inits)
-    m = helper.make_model(g, opset_imports=opsets)
-    m.ir_version = 8
     first = next(iter(inputs.values()), None)
     dtypes = out_dtypes or [first.dtype if first is not None else np.float32] * n_out
-    try:  # the checker wants typed outputs; shape inference provides them where ONNX can infer the node
-        m = shape_inference.infer_shapes(m, strict_mode=True)
-    except Exception:
-        pass
-    for o, d in zip(m.graph.output, dtypes):
-        if not o.type.tensor_type.HasField("shape"):
-            o.CopyFrom(helper.make_tensor_value_info(o.name, helper.np_dtype_to_tensor_dtype(np.dtype(d)), []))
-    return m
+    return typed_model([*nodes, node], graph_inputs, outs, inits, opset, dtypes, domain)
 
 
 def i64(*values):
