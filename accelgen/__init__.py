@@ -16,9 +16,10 @@ from accelgen.ir.ops import supported_ops
 from accelgen.ir.types import FixedType, Overflow, Rounding, TensorType
 from accelgen.passes import optimize
 from accelgen.quant import quantize
+from accelgen.quant.report import quantization_report
 
 __version__ = "0.1.0"
 
 __all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "optimize",
-           "quantize", "run",
+           "quantize", "quantization_report", "run",
            "supported_ops", "__version__"]
