@@ -26,7 +26,7 @@ def register_pass(factory: Callable[[], Pass]) -> Callable[[], Pass]:
 
 
 # Pass modules register themselves on import.
-from accelgen.passes import cleanup, fuse_attention, fuse_dense, fuse_norm, layout, projections  # noqa: E402,F401
+from accelgen.passes import cleanup, fuse_attention, fuse_dense, fuse_norm, layout, projections, smooth  # noqa: E402,F401,I001
 
 PIPELINES: dict[str, list[str]] = {
     "none": [],

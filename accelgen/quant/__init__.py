@@ -6,6 +6,7 @@ from accelgen.quant.context import QuantConfig
 from accelgen.quant.quantize import quantize
 from accelgen.quant.report import QuantizationReport, quantization_report
 from accelgen.quant.search import search_precision
+from accelgen.passes.smooth import smooth_quant
 
 __all__ = ["QuantConfig", "QuantizationReport", "calibrate", "load_config", "quantization_report", "quantize",
-           "search_precision"]
+           "search_precision", "smooth_quant"]

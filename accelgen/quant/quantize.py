@@ -19,13 +19,14 @@ from accelgen.quant.context import QuantConfig, QuantContext, parse_type
 
 
 def make_config(precision="auto", weight_bits=None, activation_bits=None, margin=1.0, table_size=1024,
-                overrides=None) -> QuantConfig:
+                overrides=None, per_channel=False) -> QuantConfig:
     uniform = None
     if isinstance(precision, FixedType) or (isinstance(precision, str) and precision != "auto"):
         uniform = parse_type(precision)
     elif precision != "auto":
         raise QuantizationError(f"precision must be 'auto' or a fixed-point type like 'fixed<16,6>', got {precision!r}")
-    options = {"margin": margin, "table_size": table_size, "uniform": uniform, "overrides": dict(overrides or {})}
+    options = {"margin": margin, "table_size": table_size, "uniform": uniform, "overrides": dict(overrides or {}),
+               "per_channel": per_channel}
     if weight_bits is not None:
         options["weight_width"] = weight_bits
     if activation_bits is not None:
@@ -50,14 +51,17 @@ def _check_supported(graph: Graph) -> None:
 
 
 def quantize(graph: Graph, calibration: Mapping[str, np.ndarray], precision="auto", *, weight_bits=None,
-             activation_bits=None, margin: float = 1.0, table_size: int = 1024, overrides=None) -> Graph:
+             activation_bits=None, margin: float = 1.0, table_size: int = 1024, overrides=None,
+             per_channel: bool = False) -> Graph:
     """A fixed-point copy of `graph` (which is left unchanged).
 
     precision: "auto" (types from calibrated ranges and widths) or a uniform type such as "fixed<16,6>".
     weight_bits / activation_bits: widths for "auto" (default 16). overrides: {node name or op type: {"width": 12}
-    | {"type": "fixed<18,8>"} | {"weight_bits": 6} | {"weight_type": "fixed<8,2>"}}.
+    | {"type": "fixed<18,8>"} | {"weight_bits": 6} | {"weight_type": "fixed<8,2>"} | {"per_channel": True}}.
+    per_channel: per-output-channel power-of-two weight scales for Dense and FusedConv (exact shifts of the
+    accumulator; see QuantContext.per_channel_plan).
     """
-    config = make_config(precision, weight_bits, activation_bits, margin, table_size, overrides)
+    config = make_config(precision, weight_bits, activation_bits, margin, table_size, overrides, per_channel)
     _check_supported(graph)
     ctx = QuantContext(config, calibrate(graph, calibration))
     q = graph.copy()

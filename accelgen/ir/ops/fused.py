@@ -23,6 +23,16 @@ def _apply(activation: Op | None, y: np.ndarray) -> np.ndarray:
     return y if activation is None else activation.compute([y])[0]
 
 
+def _shift_channels(y: np.ndarray, q, axis: int) -> np.ndarray:
+    """Per-channel weights (param "column_shifts", see QuantContext.per_channel_plan): channel n of the exact
+    product sum times 2**k_n, an exact shift; without the param, y unchanged."""
+    shifts = q.param("column_shifts")
+    if shifts is None:
+        return y
+    k = np.asarray(shifts, np.int64).reshape(-1, *(1,) * (-1 - axis if axis < 0 else y.ndim - 1 - axis))
+    return np.ldexp(y, k)
+
+
 @register
 @dataclass(frozen=True)
 class Dense(Op):
@@ -59,6 +69,7 @@ class Dense(Op):
     def compute_fixed(self, inputs, q):
         x, w = inputs[:2]
         y = np.matmul(x, w)  # float64 on exact fixed-point values: exact while the accumulator fits 53 bits
+        y = _shift_channels(y, q, axis=-1)
         if len(inputs) > 2 and inputs[2] is not None:
             y = y + inputs[2]
         return [apply_activation_fixed(self.activation, y, q)]
@@ -69,6 +80,8 @@ class Dense(Op):
         return {"pre_activation": replace(self, activation=None).compute(inputs)[0]}
 
     def fixed_precision(self, node, ctx) -> FixedPlan:
+        if ctx.per_channel_for(node):  # per-channel weights: the output channels are W's columns
+            return ctx.per_channel_plan(node, fan_in=node.inputs[1].shape[0], axis=1, activation=self.activation)
         return ctx.linear_plan(node, fan_in=node.inputs[1].shape[0], activation=self.activation)
 
     def cost(self, inputs, outputs):
@@ -100,7 +113,12 @@ class FusedConv(Op):
         return [_apply(self.activation, y)]
 
     def compute_fixed(self, inputs, q):
-        return [apply_activation_fixed(self.activation, self.conv.compute_fixed(inputs, q)[0], q)]
+        if q.param("column_shifts") is None:
+            return [apply_activation_fixed(self.activation, self.conv.compute_fixed(inputs, q)[0], q)]
+        y = _shift_channels(self.conv.compute_fixed(inputs[:2], q)[0], q, axis=1)  # bias after the shift
+        if len(inputs) > 2 and inputs[2] is not None:
+            y = y + inputs[2].reshape(-1, *(1,) * (y.ndim - 2))
+        return [apply_activation_fixed(self.activation, y, q)]
 
     def calibration_probes(self, inputs):
         if self.activation is None or self.activation.exact_in_fixed:
@@ -109,6 +127,8 @@ class FusedConv(Op):
 
     def fixed_precision(self, node, ctx) -> FixedPlan:
         w = node.inputs[1]
+        if ctx.per_channel_for(node):  # per-channel weights: the output channels are W's axis 0
+            return ctx.per_channel_plan(node, fan_in=int(np.prod(w.shape[1:])), axis=0, activation=self.activation)
         return ctx.linear_plan(node, fan_in=int(np.prod(w.shape[1:])), activation=self.activation)
 
     def cost(self, inputs, outputs):
