@@ -84,7 +84,9 @@ def exact_type(values: np.ndarray, max_width: int = MAX_FLOAT_WIDTH) -> FixedTyp
         if np.all(scaled == np.round(scaled)):
             signed = bool((v < 0).any())
             ints = scaled.astype(np.int64)
-            needed = int(max(abs(ints.min()), abs(ints.max()))).bit_length() + (1 if signed else 0)
+            lo, hi = int(ints.min()), int(ints.max())
+            # two's complement holds -2**n in n + 1 bits, so the negative side needs (-lo - 1) magnitude bits
+            needed = max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length()) + (1 if signed else 0)
             width = max(needed, 1)
             if width > max_width:
                 return None

@@ -16,6 +16,7 @@ from accelgen.ir.types import FixedType, TensorType, is_float
 from accelgen.ir.verify import verify
 from accelgen.quant.calibrate import calibrate
 from accelgen.quant.context import QuantConfig, QuantContext, parse_type
+from accelgen.quant.imported import prepare_imported
 
 
 def make_config(precision="auto", weight_bits=None, activation_bits=None, margin=1.0, table_size=1024,
@@ -62,6 +63,7 @@ def quantize(graph: Graph, calibration: Mapping[str, np.ndarray], precision="aut
     accumulator; see QuantContext.per_channel_plan).
     """
     config = make_config(precision, weight_bits, activation_bits, margin, table_size, overrides, per_channel)
+    graph = prepare_imported(graph)  # the model's own quantizers become exact fixed types (a copy; idempotent)
     _check_supported(graph)
     ctx = QuantContext(config, calibrate(graph, calibration))
     q = graph.copy()
