@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import helper, parser
 
-from accelgen import cli
+from accelgen.cli import common as cli
 from accelgen.cli import main
 from accelgen.errors import AccelgenError
 

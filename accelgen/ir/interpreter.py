@@ -137,8 +137,9 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray], *, stats: dict[str, Tens
             args = [env[id(v)] if v is not None else None for v in node.inputs]
             label = f"node {node.name!r} ({node.op_type})"
             try:
+                internal: dict[str, int] = {}
                 if isinstance(node.op, Quantized):
-                    results, overflows = node.op.compute_counted(args)
+                    results, overflows, internal = node.op.compute_counted(args)
                 else:
                     results, overflows = node.op.compute(args), [None] * len(node.outputs)
             except AccelgenError as e:
@@ -153,5 +154,8 @@ def run(graph: Graph, inputs: Mapping[str, np.ndarray], *, stats: dict[str, Tens
                 if r.shape != v.shape:
                     raise AssertionError(f"{label} computed shape {r.shape} for {v.name}, inferred {v.shape}")
                 record(v, r.astype(v.type.dtype.np_dtype, copy=False), overflow)
+            if stats is not None:  # overflows inside an op: "node name/internal tensor"
+                for name, count in internal.items():
+                    stats.setdefault(f"{node.name}/{name}", TensorStats()).overflows += count
     # An output that is a constant or a graph input would otherwise hand out the graph's (or the caller's) array.
     return {v.name: env[id(v)].copy() if v.producer is None else env[id(v)] for v in graph.outputs}

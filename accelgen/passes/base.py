@@ -83,9 +83,14 @@ def assert_close(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarra
         if got.shape != want.shape or got.dtype != want.dtype:
             raise PassError(f"{where}: output {name!r} changed from {want.dtype}{list(want.shape)} to "
                             f"{got.dtype}{list(got.shape)}")
-        if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
+        # Folds reassociate float arithmetic (BN into conv weights...): an element near zero that is a
+        # cancellation of large terms moves by rounding of those terms, so the tolerance scales with the tensor.
+        finite = np.abs(want[np.isfinite(want)]) if want.dtype.kind == "f" else np.abs(want)
+        scale = float(finite.max()) if finite.size else 0.0
+        if not np.allclose(got, want, rtol=rtol, atol=atol + rtol * scale, equal_nan=True):
             err = np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))
-            raise PassError(f"{where}: output {name!r} changed by up to {err:.3g} (rtol {rtol}, atol {atol})")
+            raise PassError(f"{where}: output {name!r} changed by up to {err:.3g} (rtol {rtol} of values and of the "
+                            f"largest magnitude {scale:.3g}, atol {atol})")
 
 
 @dataclass

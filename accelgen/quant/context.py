@@ -161,8 +161,7 @@ class QuantContext:
         params = [("accum", accumulator(x, w, fan_in, b))]
         if activation is not None and not activation.exact_in_fixed:
             lo, hi = self.range_of(f"{node.name}/pre_activation")
-            params.append(("activation_table", self.table(activation_table_function(activation), lo, hi,
-                                                          self.activation_table_out(node))))
+            params.append(("activation_table", self.function_table(activation, lo, hi, self.activation_table_out(node))))
         return FixedPlan(self.output_types(node), params, constants)
 
     def per_channel_for(self, node) -> bool:
@@ -204,13 +203,6 @@ class QuantContext:
         """Table entries carry two more fractional bits than the output they are rounded to."""
         out = self.output_types(node)[0]
         return FixedType(out.width + 2, out.integer, out.signed, Rounding.RND, Overflow.SAT)
-
-    def softmax_plan(self, node) -> FixedPlan:
-        lo, _ = self.range_of(f"{node.name}/shifted")
-        s_lo, s_hi = self.range_of(f"{node.name}/sum")
-        exp_table = self.table("exp", max(lo * self.config.margin, -32.0), 0.0)
-        recip_table = self.table("reciprocal", s_lo, s_hi * self.config.margin)
-        return FixedPlan(self.output_types(node), [("exp_table", exp_table), ("reciprocal_table", recip_table)])
 
     def default_plan(self, node) -> FixedPlan:
         """Ops whose float semantics are exact in fixed point: constants from their data; data movement keeps

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from accelgen.cli import chunk_batch, main
+from accelgen.cli import main
+from accelgen.cli.quantize import chunk_batch
 from accelgen.quant.config import load_config
 from tests.quant.datasets import ROOT, jets
 

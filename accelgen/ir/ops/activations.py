@@ -2,12 +2,18 @@
 
 All keep their input's dtype. Float16/bfloat16 inputs are computed in float32 (see `elementwise.working`); the
 erf-based Gelu is computed in float64 so its negative tail keeps relative accuracy.
+
+Fixed point: Relu, PRelu (constant slope) and Clip are exact; LeakyRelu, HardSigmoid and HardSwish multiply by
+constants rounded to named types; Sigmoid, Tanh and Gelu read a LookupTable over the calibrated input range
+(`_Tabled`), and beyond the table take exact values: sigmoid and tanh saturate at the table's edge entries (the
+table reaches their asymptotes when the calibrated range does), gelu is x above the table and 0 below.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import ml_dtypes
 import numpy as np
@@ -16,7 +22,10 @@ from numpy.polynomial import chebyshev
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op
 from accelgen.ir.ops.elementwise import NUMERIC, SIGNED, Unary, check_kind, check_same_dtype, working
+from accelgen.ir.ops.fixed_math import INTERNAL_ROUNDING, FixedConstant, fixed_round
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
+from accelgen.ir.types import FixedType, Overflow
 
 
 @register
@@ -32,16 +41,27 @@ class Relu(Unary):
 @register
 @dataclass(frozen=True)
 class LeakyRelu(Unary):
+    """x for x >= 0, alpha * x below. Fixed point: x * q(alpha) ("slope": the constant, its type), exact; rounded."""
+
     alpha: float = 0.009999999776482582  # float32(0.01): ONNX float attributes are 32-bit
 
     def fn(self, x):
         return np.where(x >= 0, x, x * self.alpha)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        return FixedPlan(ctx.output_types(node), [("slope", ctx.rescale(node.inputs[0].dtype, self.alpha))])
+
+    def compute_fixed(self, inputs, q):
+        x = inputs[0]
+        return [np.where(x >= 0, x, q.param("slope").apply(x))]
 
 
 @register
 @dataclass(frozen=True)
 class PRelu(Op):
     """Leaky relu with a learned slope tensor that broadcasts to X (unidirectionally: the output has X's shape)."""
+
+    exact_in_fixed = True  # a constant slope is rounded to a weight type; x * slope is exact
 
     def infer(self, inputs):
         self.arity(inputs, 2)
@@ -104,9 +124,46 @@ class Celu(Unary):
         return np.maximum(x, 0) + np.minimum(0, self.alpha * np.expm1(x / self.alpha))
 
 
+@dataclass(frozen=True)
+class _Tabled(Unary):
+    """A nonlinear activation that runs in fixed point through a LookupTable ("table") over its calibrated input
+    range. The table stops where the function is within half an output lsb of its asymptotes (`table_domain`);
+    beyond the table the function's exact outside values apply (`lookup_fixed`)."""
+
+    # (value below, value above) that the function tends to; None: the identity (gelu above)
+    asymptotes: ClassVar[tuple[float | None, float | None]] = (0.0, 1.0)
+
+    def table_domain(self, out: FixedType) -> tuple[float, float]:
+        """[lo, hi]: outside it the function is its asymptote to within half an lsb of `out` (searched on a grid
+        of 1/64 over [-64, 64])."""
+        x = np.arange(-64 * 64, 64 * 64 + 1) / 64.0
+        y = self.fn(x)
+        lo_value, hi_value = (x if a is None else np.full_like(x, a) for a in self.asymptotes)
+        far_lo = np.abs(y - lo_value) < out.lsb / 2
+        far_hi = np.abs(y - hi_value) < out.lsb / 2
+
+        def first_off(far):  # index of the first grid point off the asymptote
+            return int(np.argmin(far)) if not far.all() else len(far)
+
+        i, j = first_off(far_lo), len(x) - first_off(far_hi[::-1])  # j: one past the last point off it
+        return float(x[max(i - 1, 0)]), float(x[min(j, len(x) - 1)])
+
+    def lookup_fixed(self, x: np.ndarray, table) -> np.ndarray:
+        """The fixed-point function: the table entry of x, clamped at the table's ends (saturation)."""
+        return table.lookup(x)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        lo, hi = ctx.range_of(node.inputs[0].name)
+        return FixedPlan(ctx.output_types(node),
+                         [("table", ctx.function_table(self, lo, hi, ctx.activation_table_out(node)))])
+
+    def compute_fixed(self, inputs, q):
+        return [self.lookup_fixed(np.asarray(inputs[0], np.float64), q.param("table"))]
+
+
 @register
 @dataclass(frozen=True)
-class Sigmoid(Unary):
+class Sigmoid(_Tabled):
     def fn(self, x):
         e = np.exp(-np.abs(x))  # never overflows; both branches stay relatively accurate
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -115,11 +172,20 @@ class Sigmoid(Unary):
 @register
 @dataclass(frozen=True)
 class HardSigmoid(Unary):
+    """clip(alpha * x + beta, 0, 1). Fixed point: with q(alpha) and q(beta) ("slope", "offset"), exact; rounded."""
+
     alpha: float = 0.20000000298023224  # float32(0.2)
     beta: float = 0.5
 
     def fn(self, x):
         return np.clip(self.alpha * x + self.beta, 0, 1)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        return FixedPlan(ctx.output_types(node), [("slope", ctx.rescale(node.inputs[0].dtype, self.alpha)),
+                                                  ("offset", FixedConstant.of(self.beta, ctx.config.table_width))])
+
+    def compute_fixed(self, inputs, q):
+        return [np.clip(q.param("slope").apply(inputs[0]) + q.param("offset").value, 0.0, 1.0)]
 
 
 _SIXTH = 0.1666666716337204  # float32(1/6), HardSwish's fixed HardSigmoid alpha
@@ -128,13 +194,29 @@ _SIXTH = 0.1666666716337204  # float32(1/6), HardSwish's fixed HardSigmoid alpha
 @register
 @dataclass(frozen=True)
 class HardSwish(Unary):
+    """x * clip(x / 6 + 0.5, 0, 1). Fixed point: the clip (with q(1/6)) rounded to "gate", times x exactly.
+
+    "sixth" holds the constant; "gate" is unsigned, table_width bits; the node rounds the product."""
+
     def fn(self, x):
         return x * np.clip(x * _SIXTH + 0.5, 0, 1)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        gate = FixedType(ctx.config.table_width, 1, False, INTERNAL_ROUNDING, Overflow.SAT)
+        return FixedPlan(ctx.output_types(node), [("sixth", ctx.rescale(node.inputs[0].dtype, _SIXTH)),
+                                                  ("gate", gate)])
+
+    def compute_fixed(self, inputs, q):
+        x = inputs[0]
+        gate = fixed_round(q.param("gate"), np.clip(q.param("sixth").apply(x) + 0.5, 0.0, 1.0))
+        return [x * gate]
 
 
 @register
 @dataclass(frozen=True)
-class Tanh(Unary):
+class Tanh(_Tabled):
+    asymptotes = (-1.0, 1.0)
+
     def fn(self, x):
         return np.tanh(x)
 
@@ -239,10 +321,17 @@ class Erf(Unary):
 
 @register
 @dataclass(frozen=True)
-class Gelu(Unary):
-    """approximate='none': x * Phi(x) with the exact erf; 'tanh': the tanh approximation of the ONNX spec."""
+class Gelu(_Tabled):
+    """approximate='none': x * Phi(x) with the exact erf; 'tanh': the tanh approximation of the ONNX spec.
 
+    Fixed point: the table over the calibrated range; x itself above the table and 0 below it (the asymptotes,
+    exact once the table reaches `table_domain`, and much closer than a clamped entry when it does not)."""
+
+    asymptotes = (0.0, None)
     approximate: str = "none"
+
+    def lookup_fixed(self, x, table):
+        return np.where(x >= table.x_max, x, np.where(x < table.x_min, 0.0, table.lookup(x)))
 
     def __post_init__(self):
         if self.approximate not in ("none", "tanh"):
@@ -279,6 +368,7 @@ class Clip(Unary):
     max: int | float | None = None
     kinds = NUMERIC
     attr_inputs = {1: "min", 2: "max"}
+    exact_in_fixed = True  # a min and a max with the bounds; the node rounds to its output type
 
     def __post_init__(self):
         for name in ("min", "max"):

@@ -12,13 +12,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from accelgen.errors import InvalidModelError, ShapeError
+from accelgen.errors import InvalidModelError, QuantizationError, ShapeError
 from accelgen.ir.ops.base import ACCELGEN_DOMAIN, Cost, Op
 from accelgen.ir.ops.dtypes import onnx_dtype
+from accelgen.ir.ops.fixed_math import INTERNAL_ROUNDING, add_type, fixed_round, softmax_difference_type, softmax_fixed
 from accelgen.ir.ops.linear import as_work, work_dtype
 from accelgen.ir.ops.normalization import Softmax
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
-from accelgen.ir.types import BOOL, I64, FloatType, TensorType
+from accelgen.ir.types import BOOL, I64, FixedType, FloatType, Overflow, TensorType
 
 
 def _fits(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -150,6 +152,90 @@ class MultiHeadAttention(Op):
         heads = merge_heads(np.matmul(probs, v))
         y = np.matmul(heads, as_work(wo)) + as_work(bo)
         return [y.astype(xq.dtype, copy=False)]
+
+    # -- fixed point ------------------------------------------------------------------------------------------------
+    # The kernel, every rounding named by a param:
+    #   Q = x_q Wq + bq exactly ("q_accum"), rounded to "q"; K, V likewise ("k", "v").
+    #   scores = Q_h K_h^T exactly ("scores_accum"); logits = scores * q(scale) rounded to "logits"
+    #   ("scores_scale": the constant and that rounding; a power-of-two scale is an exact shift).
+    #   With a mask: logits + mask, saturated into "masked" (a few integer bits more than the logits: keys masked by
+    #   -10000 or -3.4e38 all land far enough below the row maximum that their exp rounds to 0).
+    #   probs = softmax (fixed_math.softmax_fixed: exp as 2**t from "exp", sum exact, normalised "reciprocal"),
+    #   rounded to "probs"; causal: keys after the query get exp 0.
+    #   heads = probs V_h exactly ("pv_accum"), rounded to "heads"; merged (data movement);
+    #   y = heads Wo + bo exactly ("out_accum"), rounded to the output type by the wrapper.
+    def _float_stages(self, inputs) -> dict[str, np.ndarray]:
+        """The float64 internal tensors whose ranges choose the internal types."""
+        xq, xkv, mask, wq, wk, wv, bq, bk, bv = (None if a is None else np.asarray(a, np.float64)
+                                                 for a in inputs[:9])
+        q, k, v = xq @ wq + bq, xkv @ wk + bk, xkv @ wv + bv
+        logits = split_heads(q, self.num_heads) @ split_heads(k, self.num_heads).transpose(0, 1, 3, 2) * self.scale
+        bias = mask
+        if self.causal:
+            causal = _causal_bias(logits.shape[2], logits.shape[3], 0, np.dtype(np.float64))
+            bias = causal if bias is None else bias + causal
+        with np.errstate(invalid="ignore", over="ignore"):
+            probs = Softmax(axis=-1).compute([logits if bias is None else logits + bias])[0]
+        heads = merge_heads(probs @ split_heads(v, self.num_heads))
+        return {"q": q, "k": k, "v": v, "logits": logits, "heads": heads}
+
+    def calibration_probes(self, inputs):
+        return self._float_stages(inputs)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        accumulator = ctx.accumulator
+        mask = node.inputs[self.MASK]
+        if self.zero_masked_rows and mask is not None:
+            raise QuantizationError(f"{node.name}: attention that zeroes fully masked rows (from ONNX Attention "
+                                    "with a mask) has no fixed-point kernel")
+        weights = {i: node.inputs[i] for i in range(self.W_Q, self.B_O + 1)}
+        if not all(w.is_constant for w in weights.values()):
+            raise QuantizationError(f"{node.name}: MultiHeadAttention needs constant projection weights")
+        constants = {i: ctx.weight_type(w.data, node.name, node.op_type) for i, w in weights.items()}
+        xq, xkv = node.inputs[self.X_Q], node.inputs[self.X_KV]
+        width, skv = self.num_heads * self.head_dim, xkv.shape[1]
+        q_t, k_t, v_t = (ctx.internal_type(node, name) for name in ("q", "k", "v"))
+        scores = accumulator(q_t, k_t, self.head_dim)
+        logits = ctx.internal_type(node, "logits")
+        x = logits
+        params = [("q_accum", accumulator(xq.dtype, constants[self.W_Q], xq.shape[2], constants[self.B_Q])),
+                  ("k_accum", accumulator(xkv.dtype, constants[self.W_K], xkv.shape[2], constants[self.B_K])),
+                  ("v_accum", accumulator(xkv.dtype, constants[self.W_V], xkv.shape[2], constants[self.B_V])),
+                  ("q", q_t), ("k", k_t), ("v", v_t), ("scores_accum", scores),
+                  ("scores_scale", ctx.rescale(scores, self.scale, logits))]
+        if mask is not None:
+            if not isinstance(mask.dtype, FixedType):
+                raise QuantizationError(f"{node.name}: the attention mask must be a fixed-point tensor, not "
+                                        f"{mask.dtype}")
+            exact = add_type(logits, mask.dtype)
+            integer = min(exact.integer, logits.integer + 6)
+            x = FixedType(integer + exact.fractional, integer, True, INTERNAL_ROUNDING, Overflow.SAT)
+            params.append(("masked", x))
+        probs = FixedType(q_t.width, 1, False, INTERNAL_ROUNDING, Overflow.SAT)  # probabilities lie in [0, 1]
+        heads = ctx.internal_type(node, "heads")
+        entry = ctx.table_entry_type()
+        params += [("exp", ctx.exp_function(softmax_difference_type(x, entry), entry)),
+                   ("reciprocal", ctx.normalized_table("reciprocal")), ("probs", probs),
+                   ("pv_accum", accumulator(probs, v_t, skv)), ("heads", heads),
+                   ("out_accum", accumulator(heads, constants[self.W_O], width, constants[self.B_O]))]
+        return FixedPlan(ctx.output_types(node), params, constants)
+
+    def compute_fixed(self, inputs, q):
+        xq, xkv, mask, wq, wk, wv, bq, bk, bv, wo, bo = inputs
+        h = self.num_heads
+        query = split_heads(fixed_round(q.param("q"), xq @ wq + bq, q, "q"), h)
+        key = split_heads(fixed_round(q.param("k"), xkv @ wk + bk, q, "k"), h)
+        value = split_heads(fixed_round(q.param("v"), xkv @ wv + bv, q, "v"), h)
+        logits = q.param("scores_scale").apply(query @ key.transpose(0, 1, 3, 2), q, "logits")
+        if mask is not None:  # saturation here is what masking means: not counted
+            logits = fixed_round(q.param("masked"), logits + mask)
+        keep = None
+        if self.causal:
+            keep = np.arange(logits.shape[3])[None, :] <= np.arange(logits.shape[2])[:, None]
+        probs = softmax_fixed(logits, -1, q.param("exp"), q.param("reciprocal"), keep, q)
+        probs = fixed_round(q.param("probs"), probs, q, "probs")
+        heads = fixed_round(q.param("heads"), merge_heads(probs @ value), q, "heads")
+        return [heads @ wo + bo]
 
     def cost(self, inputs, outputs):
         xq, xkv = inputs[self.X_Q], inputs[self.X_KV]

@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from accelgen.errors import InvalidModelError, ShapeError
+from accelgen.errors import InvalidModelError, QuantizationError, ShapeError
 from accelgen.ir.ops.base import Op, broadcast_shapes
 from accelgen.ir.ops.dtypes import onnx_dtype
+from accelgen.ir.ops.fixed_math import signed_reciprocal
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import (BF16, BOOL, F16, F32, BoolType,
                                ElementType, FixedType, FloatType, IntType, TensorType, from_numpy)
@@ -188,6 +190,13 @@ class Sqrt(Unary):
     def fn(self, x):
         return np.sqrt(x)
 
+    def fixed_precision(self, node, ctx):  # the normalised table; sqrt of x <= 0 is 0
+        return FixedPlan(ctx.output_types(node), [("sqrt", ctx.normalized_table("sqrt"))])
+
+    def compute_fixed(self, inputs, q):
+        x = np.asarray(inputs[0], np.float64)
+        return [np.where(x > 0, q.param("sqrt").evaluate(np.where(x > 0, x, 1.0)), 0.0)]
+
 
 @register
 @dataclass(frozen=True)
@@ -195,12 +204,25 @@ class Reciprocal(Unary):
     def fn(self, x):
         return np.reciprocal(x)
 
+    def fixed_precision(self, node, ctx):  # the normalised table; 1/0 saturates
+        return FixedPlan(ctx.output_types(node), [("reciprocal", ctx.normalized_table("reciprocal"))])
+
+    def compute_fixed(self, inputs, q):
+        return [signed_reciprocal(inputs[0], q.param("reciprocal"))]
+
 
 @register
 @dataclass(frozen=True)
 class Exp(Unary):
     def fn(self, x):
         return np.exp(x)
+
+    def fixed_precision(self, node, ctx):  # 2**(x log2 e): a one-octave table and a shift; large results saturate
+        out = ctx.output_types(node)
+        return FixedPlan(out, [("exp", ctx.exp_function(node.inputs[0].dtype, out[0]))])
+
+    def compute_fixed(self, inputs, q):
+        return [q.param("exp").evaluate(inputs[0], q)]
 
 
 @register
@@ -313,6 +335,32 @@ class Div(Binary):
         if a.dtype.kind == "i":
             q = q + ((a % b != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
         return q
+
+    # Fixed point: by a constant, a * q(1/b) ("reciprocal"), exact for powers of two; by a tensor, a times the
+    # normalised reciprocal of b ("reciprocal_table"), an exact product and shift (0/0 is 0, a/0 saturates).
+    def fixed_precision(self, node, ctx):
+        a, b = node.inputs
+        out = ctx.output_types(node)
+        if not isinstance(out[0], FixedType):
+            return FixedPlan(out)  # integer division
+        constants = {i: ctx.weight_type(v.data, node.name, node.op_type) for i, v in enumerate(node.inputs)
+                     if v.is_constant}
+        if not b.is_constant:
+            return FixedPlan(out, [("reciprocal_table", ctx.normalized_table("reciprocal"))], constants)
+        if np.any(b.data == 0):
+            raise QuantizationError(f"{node.name}: division by a constant that holds zeros")
+        recip = ctx.rescale(constants.get(0, a.dtype), 1.0 / np.asarray(b.data, np.float64))
+        return FixedPlan(out, [("reciprocal", recip)], constants)
+
+    def compute_fixed(self, inputs, q):
+        a, b = inputs
+        if a.dtype.kind != "f":
+            return self.compute(inputs)
+        if q.param("reciprocal") is not None:
+            return [q.param("reciprocal").apply(np.asarray(a, np.float64))]
+        with np.errstate(invalid="ignore"):
+            y = a * signed_reciprocal(b, q.param("reciprocal_table"))
+        return [np.where(np.isnan(y), 0.0, y)]
 
 
 @register
@@ -499,6 +547,7 @@ class Cast(Op):
 
     to: int = 0
     ignored_attrs = frozenset({"saturate", "round_mode"})
+    exact_in_fixed = True  # see compute_fixed
 
     def __post_init__(self):
         if self.to == 0:
@@ -515,6 +564,10 @@ class Cast(Op):
 
     def compute(self, inputs):
         return [convert(inputs[0], self.dtype)]
+
+    def compute_fixed(self, inputs, q):  # to float (fixed): the value, which the node rounds; else ONNX's cast
+        x = inputs[0]
+        return [np.asarray(x, np.float64) if isinstance(self.dtype, FloatType) else convert(np.asarray(x), self.dtype)]
 
 
 @register

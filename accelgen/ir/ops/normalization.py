@@ -8,15 +8,20 @@ relative of onnxruntime even over long rows (768+ channels).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from accelgen.errors import InvalidModelError, ShapeError
+from accelgen.errors import InvalidModelError, QuantizationError, ShapeError
+from accelgen.ir.fixed import MAX_FLOAT_WIDTH
 from accelgen.ir.ops.base import Op, normalize_axis
 from accelgen.ir.ops.dtypes import onnx_dtype
+from accelgen.ir.ops.fixed_math import (INTERNAL_ROUNDING, FixedConstant, add_type, fixed_round, product_type,
+                                        softmax_difference_type, softmax_fixed, sum_type)
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
-from accelgen.ir.types import TensorType, from_numpy
+from accelgen.ir.types import FixedType, Overflow, TensorType, from_numpy
 
 
 def _work_dtype(dtype: np.dtype) -> np.dtype:
@@ -97,6 +102,25 @@ class BatchNormalization(Op):
         inv = scale / np.sqrt(var + np.asarray(self.epsilon, work))
         y = (x.astype(work) - mean) * inv + bias
         return [y.astype(x.dtype)]
+
+    # Fixed point (a batch norm the passes could not fold into a Dense or Conv): y = x * a + b per channel, with
+    # a = scale / sqrt(var + epsilon) and b = B - mean * a folded offline in float64 and rounded to weight types
+    # ("multiplier", "offset"); the product and sum are exact and the node rounds once.
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        params = node.inputs[1:]
+        if not all(v.is_constant for v in params):
+            raise QuantizationError(f"{node.name}: BatchNormalization needs constant scale, bias, mean and variance")
+        scale, bias, mean, var = (np.asarray(v.data, np.float64) for v in params)
+        a = scale / np.sqrt(var + self.epsilon)
+        b = bias - mean * a
+        shape = (-1,) + (1,) * (len(node.inputs[0].shape) - 2) if self.spatial else params[0].shape
+        folded = [FixedConstant.in_type(v.reshape(shape), ctx.weight_type(v, node.name, node.op_type))
+                  for v in (a, b)]
+        constants = {i: ctx.weight_type(v.data, node.name, node.op_type) for i, v in enumerate(params, 1)}
+        return FixedPlan(ctx.output_types(node), [("multiplier", folded[0]), ("offset", folded[1])], constants)
+
+    def compute_fixed(self, inputs, q):
+        return [inputs[0] * q.param("multiplier").array + q.param("offset").array]
 
 
 @register
@@ -187,6 +211,68 @@ class LayerNormalization(Op):
             y = y + bias.astype(affine)
         return [y.astype(x.dtype), mean.astype(stash), inv_std.astype(stash)][: self.outputs]
 
+    # -- fixed point ------------------------------------------------------------------------------------------------
+    # Per row of N elements: s = sum(x) exactly; mean = s * q(1/N) rounded to "mean" (x's integer bits, two more
+    # fractional ones: the mean lies in x's range); d = x - mean exactly; var = sum(d * d) * q(1/N) rounded to
+    # "var"; v = max(var + q(epsilon) ("var_epsilon"), lsb of var); inv_std = rsqrt(v) from the normalised table
+    # (entry * 2**-k); norm = d * inv_std rounded to "norm"; y = norm * gamma + beta exactly, rounded to the output.
+    # An epsilon below half an lsb of "var" rounds to 0: "var" resolves the smallest calibrated variance to
+    # index bits + 4, so such an epsilon is below the table's own resolution there.
+    # |norm| <= sqrt(N - 1) (one outlier in a row of equal values), so "norm" is given that range (and the table's
+    # error) rather than a calibrated one: it never saturates, and a large output saturates where it is counted.
+    def calibration_probes(self, inputs):
+        x = np.asarray(inputs[0], np.float64)
+        axis = normalize_axis(self.axis, x.ndim, "LayerNormalization")
+        _, diff, _ = _row_stats(x, axis, self.epsilon)
+        var = (diff * diff).mean(axis=tuple(range(axis, x.ndim)), keepdims=True)
+        return {"var": var}
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        if self.outputs != 1:
+            raise QuantizationError(f"{node.name}: LayerNormalization's Mean and InvStdDev outputs have no "
+                                    "fixed-point kernel (only Y)")
+        x = node.inputs[0].dtype
+        axis = normalize_axis(self.axis, len(node.inputs[0].shape), "LayerNormalization")
+        n = int(np.prod(node.inputs[0].shape[axis:], dtype=np.int64))
+        mean_t = FixedType(x.width + 2, x.integer, x.signed, INTERNAL_ROUNDING, Overflow.SAT)
+        mean = ctx.rescale(sum_type(x, n), 1.0 / n, mean_t)
+        d = add_type(x, mean_t)
+        squares = sum_type(product_type(d, d), n)
+        if squares.width > MAX_FLOAT_WIDTH:
+            raise QuantizationError(f"{node.name}: the exact sum of squares of {d} over {n} values needs "
+                                    f"{squares.width} bits (> {MAX_FLOAT_WIDTH}); use a narrower input type")
+        var = ctx.rescale(squares, 1.0 / n)
+        var = replace(var, out=self._var_type(var, ctx.range_of(f"{node.name}/var")[0], ctx.index_bits()))
+        constants = {i: ctx.weight_type(v.data, node.name, node.op_type) for i, v in enumerate(node.inputs)
+                     if i > 0 and v is not None and v.is_constant}
+        params = [("mean", mean), ("var", var), ("var_epsilon", FixedConstant.in_type(self.epsilon, var.out)),
+                  ("rsqrt", ctx.normalized_table("rsqrt")), ("norm", ctx.bounded_type(node, 1.01 * math.sqrt(n)))]
+        return FixedPlan(ctx.output_types(node), params, constants)
+
+    @staticmethod
+    def _var_type(var, smallest: float, index_bits: int) -> FixedType:
+        """The variance keeps every integer bit the exact product could need (it cannot overflow) and enough
+        fractional bits for the smallest calibrated variance to index the rsqrt table with a few bits to spare."""
+        exact = product_type(var.pre or var.x_type, var.constant.type)
+        integer = exact.integer - exact.signed
+        want = (math.ceil(-math.log2(smallest)) if smallest > 0 else exact.fractional) + index_bits + 4
+        frac = max(min(want, exact.fractional, MAX_FLOAT_WIDTH - 1 - integer), 1 - integer)
+        return FixedType(integer + frac, integer, False, INTERNAL_ROUNDING, Overflow.SAT)
+
+    def compute_fixed(self, inputs, q):
+        x, gamma = inputs[0], inputs[1]
+        beta = inputs[2] if len(inputs) > 2 else None
+        axis = normalize_axis(self.axis, x.ndim, "LayerNormalization")
+        rows = np.asarray(x, np.float64).reshape(x.shape[:axis] + (-1,))
+        mean = q.param("mean").apply(rows.sum(axis=-1, keepdims=True), q, "mean")
+        d = rows - mean
+        var = q.param("var")
+        v = var.apply((d * d).sum(axis=-1, keepdims=True), q, "var") + q.param("var_epsilon").value
+        inv_std = q.param("rsqrt").evaluate(np.maximum(v, var.out.lsb))  # a constant row has var 0: its d is 0
+        norm = fixed_round(q.param("norm"), d * inv_std, q, "norm").reshape(x.shape)
+        y = norm * gamma
+        return [y if beta is None else y + beta]
+
 
 @dataclass(frozen=True)
 class _SoftmaxLike(Op):
@@ -239,32 +325,28 @@ def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
 @register
 @dataclass(frozen=True)
 class Softmax(_SoftmaxLike):
-    """Fixed point (as the HLS kernel computes it): d = x - max(x) exactly; e = exp_table(d); s = sum(e) exactly;
-    y = e * reciprocal_table(s), rounded to the output type. Both tables cover the calibrated ranges."""
+    """exp(x - max(x)) / sum along `axis`.
+
+    Fixed point (as the HLS kernel computes it, `fixed_math.softmax_fixed`): d = x - max(x), saturated where
+    exp(d) is 0 anyway; e = exp(d) as 2**(d log2 e) from a table over one octave, rounded to the table entry type;
+    s = sum(e) exactly; y = e * reciprocal(s) from the leading-one normalised table, rounded to the output type.
+    Neither table depends on a calibrated range; both keep a relative error of about 2**-(index bits + 1)."""
 
     def along(self, x, axis):
         e = np.exp(_shifted(x, axis))
         return e / e.sum(axis=axis, keepdims=True)
 
-    def calibration_probes(self, inputs):
-        x = inputs[0].astype(np.float64)
-        axis = self._axis(x.ndim)
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        return {"shifted": shifted, "sum": np.exp(shifted).sum(axis=axis)}
-
     def fixed_precision(self, node, ctx):
         if self.coerce_2d:
-            from accelgen.errors import QuantizationError
-
             raise QuantizationError(f"{node.name}: legacy (opset < 13) 2-D Softmax has no fixed-point kernel")
-        return ctx.softmax_plan(node)
+        x = node.inputs[0].dtype
+        entry = ctx.table_entry_type()
+        exp = ctx.exp_function(softmax_difference_type(x, entry), entry)
+        return FixedPlan(ctx.output_types(node), [("exp", exp), ("reciprocal", ctx.normalized_table("reciprocal"))])
 
     def compute_fixed(self, inputs, q):
         x = inputs[0]
-        axis = self._axis(x.ndim)
-        exp_table, recip_table = q.param("exp_table"), q.param("reciprocal_table")
-        e = exp_table.lookup(x - np.max(x, axis=axis, keepdims=True))
-        return [e * recip_table.lookup(e.sum(axis=axis, keepdims=True))]
+        return [softmax_fixed(x, self._axis(x.ndim), q.param("exp"), q.param("reciprocal"), q=q)]
 
 
 @register

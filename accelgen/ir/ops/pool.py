@@ -14,7 +14,9 @@ import numpy as np
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op
 from accelgen.ir.ops.conv import AUTO_PADS, Geometry, window_geometry, windows
+from accelgen.ir.ops.fixed_math import sum_type
 from accelgen.ir.ops.linear import as_work
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
 from accelgen.ir.types import I64, TensorType
 
@@ -118,8 +120,8 @@ class AveragePool(_Pool):
 
     count_include_pad: int = 0
 
-    def compute(self, inputs):
-        x = as_work(inputs[0])
+    def _sums(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(window sums, taps per window) for the work-dtype input x."""
         g = self.geometry(x.shape)
         spatial = x.shape[2:]
         if any(d != 1 for d in g.dilations) and min(g.end) < 0:
@@ -127,10 +129,25 @@ class AveragePool(_Pool):
             spatial = tuple(n + min(e, 0) for n, e in zip(spatial, g.end))
             x = x[(slice(None), slice(None), *(slice(0, n) for n in spatial))]
             g = replace(g, end=tuple(max(e, 0) for e in g.end))
-        total = windows(x, g).sum(axis=self.reduce_axes(len(g.out)))
-        counts = _counts(g, spatial, bool(self.count_include_pad)).astype(total.dtype)
-        y = total / np.maximum(counts, 1)  # a window of padding only averages to 0, as in ORT
+        return windows(x, g).sum(axis=self.reduce_axes(len(g.out))), _counts(g, spatial, bool(self.count_include_pad))
+
+    def compute(self, inputs):
+        total, counts = self._sums(as_work(inputs[0]))
+        y = total / np.maximum(counts.astype(total.dtype), 1)  # a window of padding only averages to 0, as in ORT
         return [y.astype(inputs[0].dtype, copy=False)]
+
+    # Fixed point: the exact window sum times q(1/count), one constant per output position (the count differs at
+    # the borders unless count_include_pad), exact; the node rounds it to the output type.
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        x = node.inputs[0]
+        _, counts = self._sums(np.zeros(x.shape, np.float64))
+        reciprocals = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+        total = sum_type(x.dtype, int(np.prod(self.kernel_shape)))
+        return FixedPlan(ctx.output_types(node), [("mean", ctx.rescale(total, reciprocals))])
+
+    def compute_fixed(self, inputs, q):
+        total, _ = self._sums(np.asarray(inputs[0], np.float64))
+        return [q.param("mean").apply(total)]
 
 
 @register
@@ -173,8 +190,19 @@ class _GlobalPool(Op):
 @register
 @dataclass(frozen=True)
 class GlobalAveragePool(_GlobalPool):
+    """Mean over the spatial axes. Fixed point: the exact sum times q(1/N) ("mean"), exact; the node rounds it."""
+
     def reduce(self, x, axes):
         return x.mean(axis=axes, keepdims=True)
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        x = node.inputs[0]
+        n = int(np.prod(x.shape[2:], dtype=np.int64))
+        return FixedPlan(ctx.output_types(node), [("mean", ctx.rescale(sum_type(x.dtype, n), 1.0 / n))])
+
+    def compute_fixed(self, inputs, q):
+        x = np.asarray(inputs[0], np.float64)
+        return [q.param("mean").apply(x.sum(axis=tuple(range(2, x.ndim)), keepdims=True))]
 
 
 @register

@@ -144,9 +144,11 @@ class Quantized(Op):
             raise ShapeError(f"{self.op_type}: {len(shapes)} outputs but {len(self.out)} output types")
         return [TensorType(t.shape, dtype) for t, dtype in zip(shapes, self.out)]
 
-    def compute_counted(self, inputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(results rounded to the output types, per-output masks of elements that overflowed)."""
-        exact = self.op.compute_fixed(inputs, self)
+    def compute_counted(self, inputs) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, int]]:
+        """(results rounded to the output types, per-output masks of elements that overflowed, overflow counts of
+        the op's internal roundings by name)."""
+        tally = _Tally(self)
+        exact = self.op.compute_fixed(inputs, tally)
         results, overflows = [], []
         for value, dtype in zip(exact, self.out):
             if isinstance(dtype, FixedType):
@@ -155,10 +157,24 @@ class Quantized(Op):
                 q, overflow = np.asarray(value).astype(dtype.np_dtype), np.zeros(np.shape(value), bool)
             results.append(q)
             overflows.append(overflow)
-        return results, overflows
+        return results, overflows, tally.counts
 
     def compute(self, inputs):
         return self.compute_counted(inputs)[0]
+
+
+class _Tally:
+    """The node as its op's compute_fixed sees it (params, output types), plus a tally of the overflow events of
+    the op's internal roundings, which `fixed_math.fixed_round` reports by name through `note_overflow`."""
+
+    def __init__(self, node: Quantized):
+        self._node, self.counts = node, {}
+
+    def __getattr__(self, name):
+        return getattr(self._node, name)
+
+    def note_overflow(self, name: str, mask: np.ndarray) -> None:
+        self.counts[name] = self.counts.get(name, 0) + int(np.count_nonzero(mask))
 
     def cost(self, inputs, outputs) -> Cost:
         return self.op.cost([_as_float(t) for t in inputs], [_as_float(t) for t in outputs])
@@ -183,4 +199,4 @@ def apply_activation_fixed(activation: Op | None, y: np.ndarray, q: Quantized) -
         from accelgen.errors import QuantizationError
 
         raise QuantizationError(f"{q.op_type}: activation {activation.op_type} needs an activation_table")
-    return table.lookup(y)
+    return activation.lookup_fixed(y, table)

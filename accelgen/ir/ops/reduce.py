@@ -15,8 +15,10 @@ import numpy as np
 
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops.base import Op, normalize_axis
+from accelgen.ir.ops.fixed_math import sum_type
+from accelgen.ir.ops.quantized import FixedPlan
 from accelgen.ir.ops.registry import register
-from accelgen.ir.types import I64, TensorType
+from accelgen.ir.types import I64, FixedType, TensorType
 
 
 def _as_axes(value) -> tuple[int, ...] | None:
@@ -125,6 +127,27 @@ class ReduceSum(Reduce):
 @register
 @dataclass(frozen=True)
 class ReduceMean(Reduce):
+    """Mean over `axes`. Fixed point: the exact sum times q(1/N) ("mean"), exact; the node rounds it.
+
+    q(1/N) is a shift when N is a power of two. Integer inputs keep their exact integer semantics."""
+
+    def fixed_precision(self, node, ctx) -> FixedPlan:
+        x = node.inputs[0]
+        if not isinstance(x.dtype, FixedType):
+            return FixedPlan(ctx.output_types(node))
+        n = int(np.prod([x.shape[a] for a in self.reduced_axes(len(x.shape))], dtype=np.int64))
+        return FixedPlan(ctx.output_types(node), [("mean", ctx.rescale(sum_type(x.dtype, n), 1.0 / max(n, 1)))])
+
+    def compute_fixed(self, inputs, q):
+        x = inputs[0]
+        if x.dtype.kind != "f":
+            return self.compute(inputs)
+        axes = self.reduced_axes(x.ndim)
+        y = q.param("mean").apply(np.asarray(x, np.float64).sum(axis=axes, keepdims=True))
+        if not self.keepdims:
+            y = y.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes))
+        return [y]
+
     def reduce(self, x, axes):
         count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
         total = _sum(x, axes)

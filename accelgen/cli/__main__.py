@@ -1,0 +1,5 @@
+import sys
+
+from accelgen.cli import main
+
+sys.exit(main())
