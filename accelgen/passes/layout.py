@@ -25,7 +25,8 @@ import numpy as np
 
 from accelgen.ir.graph import Graph, Node, Value
 from accelgen.ir.ops.base import Op
-from accelgen.ir.ops.elementwise import Binary, Cast, Unary
+from accelgen.ir.ops.conversion import Cast
+from accelgen.ir.ops.elementwise import Binary, Unary
 from accelgen.ir.ops.shape import Reshape, Transpose
 from accelgen.passes import register_pass
 from accelgen.passes.base import Pass, PassResult

@@ -284,12 +284,21 @@ def activation_table_function(activation) -> str:
 
 
 def parse_type(text) -> FixedType:
+    """A user-requested type. ap_fixed accepts integer bits beyond the width (a grid coarser than 1), but asked
+    for as a precision that is almost always a swapped <I,W>, so it is refused here."""
     if isinstance(text, FixedType):
-        return text
-    try:
-        return FixedType.parse(str(text))
-    except ValueError as e:
-        raise QuantizationError(str(e)) from None
+        t = text
+    else:
+        try:
+            t = FixedType.parse(str(text))
+        except ValueError as e:
+            raise QuantizationError(str(e)) from None
+    if t.integer > t.width:
+        raise QuantizationError(f"{t}: integer bits ({t.integer}) exceed the width ({t.width}); the form is "
+                                f"fixed<width,integer>")
+    if t.width > 32:
+        raise QuantizationError(f"{t}: activation and weight types are limited to 32 bits")
+    return t
 
 
 def accumulator(x: FixedType, w: FixedType, fan_in: int, bias: FixedType | None = None) -> FixedType:

@@ -169,7 +169,7 @@ def test_constant_subgraphs_fold_to_constants():
 def test_shape_arithmetic_folds_from_the_type():
     g, x = api_graph()
     shape = g.add_node(Shape(), [x]).outputs[0]  # [2, 3], known without x's data
-    from accelgen.ir.ops.elementwise import Cast
+    from accelgen.ir.ops.conversion import Cast
 
     as_float = g.add_node(Cast(to=1), [shape]).outputs[0]
     z = g.add_input("z", TensorType((3, 2), F32))

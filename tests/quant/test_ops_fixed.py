@@ -12,7 +12,8 @@ from accelgen.errors import QuantizationError
 from accelgen.ir.fixed import quantize as fq
 from accelgen.ir.graph import Graph
 from accelgen.ir.ops.activations import Clip, Gelu, HardSigmoid, HardSwish, LeakyRelu, Sigmoid, Tanh
-from accelgen.ir.ops.elementwise import Cast, Div, Exp, Reciprocal, Sqrt
+from accelgen.ir.ops.conversion import Cast
+from accelgen.ir.ops.elementwise import Div, Exp, Reciprocal, Sqrt
 from accelgen.ir.ops.fixed_math import (ExpFunction, FixedConstant, NormalizedTable, Rescale, significant_type,
                                         softmax_fixed)
 from accelgen.ir.ops.normalization import LayerNormalization, Softmax

@@ -111,6 +111,7 @@ def test_overrides_by_op_type_and_node_name():
     ({"calibration": {"input": np.zeros((8, 15), np.float32)}}, "shape"),
     ({"calibration": {"x": np.zeros((8, 16), np.float32)}}, "names"),
     ({"precision": "fixed<-4,2>"}, "width"),
+    ({"precision": "fixed<8,10>"}, "integer bits .10. exceed the width .8."),
     ({"precision": "floaty"}, "fixed-point type|precision"),
     ({"weight_bits": 0}, "weight_width"),
     ({"margin": 0.5}, "margin"),

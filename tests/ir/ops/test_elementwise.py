@@ -13,7 +13,8 @@ import accelgen
 from accelgen.errors import InvalidModelError, ShapeError
 from accelgen.ir.ops import lookup
 from accelgen.ir.ops.activations import erf, erfc
-from accelgen.ir.ops.elementwise import Add, Cast, CastLike, Max
+from accelgen.ir.ops.conversion import Cast, CastLike
+from accelgen.ir.ops.elementwise import Add, Max
 from accelgen.ir.types import BOOL, F32, I64, TensorType
 from tests.onnxmodels import check, load
 from tests.ortcheck import rand
