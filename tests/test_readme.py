@@ -16,4 +16,5 @@ def test_quick_start_python_block(monkeypatch):
     assert namespace["outs"]["output"].shape == (4, 5)
     assert str(namespace["t"]) == "fixed<16,6,RND_CONV,SAT>"
     assert [n.op_type for n in namespace["opt"].nodes] == ["Dense"] * 4 + ["Softmax"]
+    assert namespace["fixed"]["output"].shape == (4, 5)
     assert os.path.exists(ROOT / "examples" / "jet_mlp" / "sample.npz")
