@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from accelgen.errors import QuantizationError
-from accelgen.ir.graph import Graph, Value
+from accelgen.ir.graph import Graph
 from accelgen.ir.interpreter import TensorStats, run
 
 
@@ -21,8 +21,9 @@ def split_batches(graph: Graph, calibration: Mapping[str, np.ndarray]) -> list[d
     unknown = sorted(set(calibration) - set(expected))
     missing = sorted(set(expected) - set(calibration))
     if unknown or missing:
-        raise QuantizationError(f"calibration data names {unknown or 'no unknown inputs'} / misses {missing or 'none'}; "
-                                f"the graph's inputs are {', '.join(f'{v.name}: {v.type}' for v in graph.inputs)}")
+        inputs = ", ".join(f"{v.name}: {v.type}" for v in graph.inputs)
+        problem = "; ".join(([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else []))
+        raise QuantizationError(f"calibration data: {problem}; the graph's inputs are {inputs}")
     counts = set()
     arrays = {}
     for name, v in expected.items():
@@ -48,11 +49,7 @@ def calibrate(graph: Graph, calibration: Mapping[str, np.ndarray]) -> dict[str, 
     stats: dict[str, TensorStats] = {}
     for feeds in split_batches(graph, calibration):
         seen: dict[int, np.ndarray] = {}
-
-        def observe(v: Value, array: np.ndarray) -> None:
-            seen[id(v)] = array
-
-        run(graph, feeds, stats=stats, observe=observe)
+        run(graph, feeds, stats=stats, observe=lambda v, array, seen=seen: seen.__setitem__(id(v), array))
         for node in graph.nodes:
             args = [None if v is None else v.data if v.is_constant else seen[id(v)] for v in node.inputs]
             for probe, array in node.op.calibration_probes(args).items():
