@@ -109,7 +109,7 @@ def test_overrides_by_op_type_and_node_name():
     ({"calibration": {}}, "non-empty"),
     ({"calibration": {"input": np.zeros((0, 16), np.float32)}}, "shape|empty"),
     ({"calibration": {"input": np.zeros((8, 15), np.float32)}}, "shape"),
-    ({"calibration": {"x": np.zeros((8, 16), np.float32)}}, "names"),
+    ({"calibration": {"x": np.zeros((8, 16), np.float32)}}, "unknown .'x'.; missing .'input'."),
     ({"precision": "fixed<-4,2>"}, "width"),
     ({"precision": "fixed<8,10>"}, "integer bits .10. exceed the width .8."),
     ({"precision": "floaty"}, "fixed-point type|precision"),
