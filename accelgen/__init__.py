@@ -15,11 +15,12 @@ from accelgen.ir.interpreter import run
 from accelgen.ir.ops import supported_ops
 from accelgen.ir.types import FixedType, Overflow, Rounding, TensorType
 from accelgen.passes import optimize
+from accelgen.passes.prune import prune
 from accelgen.quant import quantize
 from accelgen.quant.report import quantization_report
 
 __version__ = "0.1.0"
 
 __all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "errors", "load", "optimize",
-           "quantize", "quantization_report", "run",
+           "prune", "quantize", "quantization_report", "run",
            "supported_ops", "__version__"]

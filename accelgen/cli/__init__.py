@@ -15,6 +15,7 @@ import accelgen
 from accelgen.cli.backend import add_backend_flags, cmd_compile, cmd_estimate
 from accelgen.cli.basic import cmd_inspect, cmd_ops, cmd_optimize, cmd_run
 from accelgen.cli.common import USER_ERROR, input_shapes, load_inputs, parse_shape
+from accelgen.cli.prune import add_prune_flags, cmd_prune
 from accelgen.cli.quantize import cmd_quantize
 from accelgen.errors import AccelgenError
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save-config", metavar="LAYERS.yaml", help="write the chosen per-layer settings for --config")
     s.add_argument("--force", action="store_true", help="overwrite --json / --save-config files")
     s.set_defaults(func=cmd_quantize)
+    s = model_command("prune", "zero the least important weights, report the accuracy, write the pruned ONNX")
+    add_prune_flags(s)
+    s.set_defaults(func=cmd_prune)
     s = model_command("compile", "generate an HLS project or a TVM library (not yet: see the issues)")
     add_backend_flags(s)
     s.add_argument("--out", metavar="DIR", help="output folder (refused if it exists, unless --force)")
