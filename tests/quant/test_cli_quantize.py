@@ -118,7 +118,7 @@ def bad(tmp_path, data):
     (["--calibration", "{t}/plain.npy"], ".npz archive"),
     (["--calibration", "{t}/empty.npz"], "no arrays"),
     (["--calibration", "{t}/ragged.npz"], "same number of samples"),
-    (["--calibration", "{t}/wrong_name.npz"], "names"),
+    (["--calibration", "{t}/wrong_name.npz"], "unknown"),
     (["--calibration", "{t}/wrong_shape.npz"], "shape|inner dimensions"),
     (["--calibration", "{t}/nan.npz"], "NaN"),
     (["--calibration", "{d}/calib.npz", "--input-shape", "input=3x16"], "shape"),

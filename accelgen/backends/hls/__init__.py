@@ -1,1 +1,8 @@
-"""Vitis/Vivado HLS C++ backend."""
+"""Vitis/Vivado HLS C++ backend: `compile(graph, ...)` writes an HLS project (firmware, testbench, build script)
+whose fixed-point numbers equal accelgen's interpreter bit for bit, and returns an `HlsProject` that can build and
+run its C simulation."""
+
+from accelgen.backends.hls.compile import compile
+from accelgen.backends.hls.project import HlsProject
+
+__all__ = ["HlsProject", "compile"]
