@@ -14,8 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from accelgen.backends.tvm.module import LIBRARY, MANIFEST, RUNNER, RUNNER_SOURCE, FORMAT, TvmModule, \
-    load_compiled, set_threads
+from accelgen.backends.tvm.module import (
+    FORMAT,
+    LIBRARY,
+    MANIFEST,
+    RUNNER,
+    RUNNER_SOURCE,
+    TvmModule,
+    load_compiled,
+    set_threads,
+)
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph
 
@@ -41,7 +49,7 @@ def _specs(values) -> list[dict]:
     return [{"name": v.name, "shape": list(v.shape), "dtype": str(np.dtype(v.dtype.np_dtype))} for v in values]
 
 
-def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = False, threads: int | None = None,  # noqa: A001
+def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = False, threads: int | None = None,
             tune_trials: int | None = None, **options) -> TvmModule:
     """Optimize `graph`, lower it to Relax, build for `target` and export to `out_dir`."""
     import accelgen
@@ -58,18 +66,20 @@ def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = F
 
     from accelgen.backends.tvm.build import build, make_target
     from accelgen.backends.tvm.lower import check_lowerable, to_relax
+    from accelgen.backends.tvm.schedules import UNSCHEDULED, simd_lanes
 
     optimized = accelgen.optimize(graph)
     check_lowerable(optimized)  # refuse before touching the output folder
     out = _prepare_out_dir(out_dir, force)
     tvm_target = make_target(target, threads)
-    executable = build(to_relax(optimized), tvm_target)
+    executable = build(to_relax(optimized, lanes=simd_lanes(tvm_target)), tvm_target)
     executable.export_library(str(out / LIBRARY))
     manifest = {
         "format": FORMAT, "accelgen_version": accelgen.__version__, "graph": graph.name,
         "target": {"name": target, "kind": "llvm", "mcpu": str(tvm_target.attrs.get("mcpu", "")),
                    "tvm": _tvm_version()},
         "threads": threads, "inputs": _specs(optimized.inputs), "outputs": _specs(optimized.outputs),
+        "unscheduled_kernels": list(UNSCHEDULED),  # kept TVM's plain loops: correct, slower
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (out / RUNNER).write_text(RUNNER_SOURCE)
