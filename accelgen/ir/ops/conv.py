@@ -161,6 +161,7 @@ class _ConvBase(Op):
 @dataclass(frozen=True)
 class Conv(_ConvBase):
     """X (N, C, *spatial) * W (M, C/group, *kernel) + B (M,) -> (N, M, *out)."""
+
     exact_in_fixed = True
 
     def geometry(self, spatial: Sequence[int], kernel: Sequence[int]) -> Geometry:

@@ -42,6 +42,7 @@ def same_dtype(op: Op, *types: TensorType | None) -> None:
 @dataclass(frozen=True)
 class MatMul(Op):
     """numpy.matmul semantics: batch dims broadcast; a 1-D operand gains (then loses) a unit dim."""
+
     exact_in_fixed = True
 
     def infer(self, inputs):

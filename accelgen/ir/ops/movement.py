@@ -29,6 +29,7 @@ def wrap_indices(idx: np.ndarray, dim: int, op: str) -> np.ndarray:
 @dataclass(frozen=True)
 class Gather(Op):
     """Indices stay a tensor input (may be runtime data); negative indices count from the end."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -53,6 +54,7 @@ class Gather(Op):
 @dataclass(frozen=True)
 class GatherElements(Op):
     """Indices stay a tensor input; negative indices count from the end."""
+
     exact_in_fixed = True
     keeps_type = True
 

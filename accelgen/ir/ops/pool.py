@@ -62,6 +62,7 @@ def _lowest(dtype: np.dtype):
 class MaxPool(_Pool):
     """Max over each window; padding never wins. With a second ONNX output, also the argmax as a flat index
     into X (row-major, or column-major over the spatial dims when storage_order=1)."""
+
     exact_in_fixed = True
     keeps_type = True
 

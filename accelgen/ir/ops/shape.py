@@ -50,6 +50,7 @@ def check_index_type(t: TensorType, op: str, what: str = "indices") -> None:
 @dataclass(frozen=True)
 class Reshape(Op):
     """0 copies the input dimension (unless allowzero=1), -1 is inferred; opset 1-4 shape attribute too."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -95,6 +96,7 @@ class Reshape(Op):
 @dataclass(frozen=True)
 class Transpose(Op):
     """perm defaults to reversing the axes."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -118,21 +120,15 @@ class Transpose(Op):
         return [np.transpose(x, self.axes(x.ndim))]
 
 
-@register
 @dataclass(frozen=True)
-class Flatten(Op):
-    """To 2-D: the axes before `axis` and the rest."""
+class ShapeOnly(Op):
+    """Ops that only relabel the shape of their one input; subclasses give `out_shape(shape)`."""
+
     exact_in_fixed = True
     keeps_type = True
 
-    axis: int = 1
-
-    def out_shape(self, shape):
-        rank = len(shape)
-        if not -rank <= self.axis <= rank:
-            raise ShapeError(f"Flatten: axis {self.axis} is out of range for rank {rank}")
-        axis = self.axis + rank if self.axis < 0 else self.axis
-        return (math.prod(shape[:axis]), math.prod(shape[axis:]))
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        raise NotImplementedError
 
     def infer(self, inputs):
         self.arity(inputs, 1)
@@ -144,10 +140,24 @@ class Flatten(Op):
 
 @register
 @dataclass(frozen=True)
-class Squeeze(Op):
+class Flatten(ShapeOnly):
+    """To 2-D: the axes before `axis` and the rest."""
+
+    axis: int = 1
+
+    def out_shape(self, shape):
+        rank = len(shape)
+        if not -rank <= self.axis <= rank:
+            raise ShapeError(f"Flatten: axis {self.axis} is out of range for rank {rank}")
+        axis = self.axis + rank if self.axis < 0 else self.axis
+        return (math.prod(shape[:axis]), math.prod(shape[axis:]))
+
+
+
+@register
+@dataclass(frozen=True)
+class Squeeze(ShapeOnly):
     """Without axes, removes every dimension of size 1."""
-    exact_in_fixed = True
-    keeps_type = True
 
     axes: tuple[int, ...] | None = None  # default: every dimension of size 1
     attr_inputs = {1: "axes"}
@@ -161,20 +171,12 @@ class Squeeze(Op):
                 raise ShapeError(f"Squeeze: axis {a} of shape {shape} has size {shape[a]}, not 1")
         return tuple(d for i, d in enumerate(shape) if i not in axes)
 
-    def infer(self, inputs):
-        self.arity(inputs, 1)
-        return [inputs[0].with_shape(self.out_shape(inputs[0].shape))]
-
-    def compute(self, inputs):
-        return [inputs[0].reshape(self.out_shape(inputs[0].shape))]
 
 
 @register
 @dataclass(frozen=True)
-class Unsqueeze(Op):
+class Unsqueeze(ShapeOnly):
     """Axes index the output; negative and unsorted axes allowed."""
-    exact_in_fixed = True
-    keeps_type = True
 
     axes: tuple[int, ...] | None = None
     attr_inputs = {1: "axes"}
@@ -186,18 +188,13 @@ class Unsqueeze(Op):
         rest = iter(shape)
         return tuple(1 if i in axes else next(rest) for i in range(rank))
 
-    def infer(self, inputs):
-        self.arity(inputs, 1)
-        return [inputs[0].with_shape(self.out_shape(inputs[0].shape))]
-
-    def compute(self, inputs):
-        return [inputs[0].reshape(self.out_shape(inputs[0].shape))]
 
 
 @register
 @dataclass(frozen=True)
 class Concat(Op):
     """Joins inputs along `axis` (negative allowed)."""
+
     exact_in_fixed = True
 
     axis: int | None = None  # required by ONNX
@@ -229,6 +226,7 @@ class Concat(Op):
 @dataclass(frozen=True)
 class Split(Op):
     """Sizes from `split`, else num_outputs (opset 18, last chunk may be smaller) or the output count."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -281,6 +279,7 @@ class Split(Op):
 @dataclass(frozen=True)
 class Slice(Op):
     """Clamps bounds like ONNX (ends may be INT64_MAX); negative steps; opset 1-9 attributes too."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -329,6 +328,7 @@ class Slice(Op):
 @dataclass(frozen=True)
 class Expand(Op):
     """Bidirectional broadcast to `shape`."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -351,6 +351,7 @@ class Expand(Op):
 @dataclass(frozen=True)
 class Tile(Op):
     """Repeats each axis `repeats[i]` times."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -490,6 +491,7 @@ def _check_blocks(op: str, x: TensorType, blocksize: int) -> None:
 @dataclass(frozen=True)
 class DepthToSpace(Op):
     """DCR or CRD order."""
+
     exact_in_fixed = True
     keeps_type = True
 
@@ -523,6 +525,7 @@ class DepthToSpace(Op):
 @dataclass(frozen=True)
 class SpaceToDepth(Op):
     """DCR (default) or CRD order (opset 28)."""
+
     exact_in_fixed = True
     keeps_type = True
 
