@@ -1,0 +1,171 @@
+"""Writing an HLS project: the layer contexts (layers.py) rendered through the jinja2 templates under
+accelgen/templates/hls/, the kernel headers and ap_types headers copied, tb_data and the manifest written.
+
+Nothing is written outside `out_dir`. An existing, non-empty `out_dir` is refused unless `force`; with force only
+the files we write (and those listed in the previous manifest, which we wrote before) are replaced or removed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+import accelgen
+from accelgen.backends.hls.aptypes import ap_types_dir
+from accelgen.backends.hls.cpp import identifier, literal
+from accelgen.backends.hls.layers import Layer, LayerBuilder, value_type
+from accelgen.backends.hls.options import HlsOptions
+from accelgen.errors import OptionError
+from accelgen.ir.graph import Graph
+
+TEMPLATES = Path(accelgen.__file__).resolve().parent / "templates" / "hls"
+KERNELS = TEMPLATES / "kernels"
+UNSIGNED_CONFIG = {"tokens", "n_in", "n_out", "n_nonzero", "reuse_factor", "block_factor", "rows", "n"}
+VALUES_PER_LINE = 8
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Port:
+    cname: str
+    original: str
+    ctype: str
+    size: int
+    size_name: str
+    shape: tuple
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+class ProjectWriter:
+    """Collects the files of a project in memory, then writes them."""
+
+    def __init__(self, graph: Graph, options: HlsOptions, top: str):
+        self.graph, self.options, self.top = graph, options, top
+        self.files: dict[str, str] = {}
+        self.names = self._tensor_names()
+        self.layers: list[Layer] = []
+
+    def _tensor_names(self) -> dict[str, str]:
+        names, taken = {}, set()
+        for v in self.graph.values():
+            base = identifier(v.name)
+            name, i = base, 1
+            while name in taken or name == self.top:
+                name, i = f"{base}_{i}", i + 1
+            taken.add(name)
+            names[v.name] = name
+        return names
+
+    def _port(self, v) -> Port:
+        cname = self.names[v.name]
+        return Port(cname, v.name, f"{cname}_t", v.type.numel, f"N_{cname.upper()}", tuple(v.shape))
+
+    def build_layers(self) -> list[Layer]:
+        builder = LayerBuilder(self.names)
+        for index, node in enumerate(self.graph.nodes):
+            layer = builder.build(index, node, self.options.choice_for(node))
+            layer.config = [("unsigned" if kind == "int" and name in UNSIGNED_CONFIG else kind, name, value)
+                            for kind, name, value in layer.config]
+            self.layers.append(layer)
+        return self.layers
+
+    def render(self, tb_inputs: list[np.ndarray], tb_outputs: list[np.ndarray]) -> None:
+        env = _environment()
+        inputs = [self._port(v) for v in self.graph.inputs]
+        outputs = [self._port(v) for v in self.graph.outputs]
+        ports = {p.original for p in inputs + outputs}
+        buffers = [self._port(v) for node in self.graph.nodes for v in node.outputs if v.name not in ports]
+        tensor_types = [(f"{self.names[v.name]}_t", value_type(v).cpp(), v.name)
+                        for v in self.graph.values() if not v.is_constant or self._is_tensor_constant(v)]
+        top_pragmas = (["PIPELINE"] if all(self.options.choice_for(n).strategy == "latency" for n in self.graph.nodes)
+                       else ["DATAFLOW"])
+        kernel_headers = sorted(p.name for p in KERNELS.glob("*.h"))
+        common = {"top": self.top, "guard": self.top.upper(), "version": accelgen.__version__,
+                  "graph_name": self.graph.name, "inputs": inputs, "outputs": outputs, "layers": self.layers,
+                  "part": self.options.part.name, "clock_ns": self.options.clock_ns,
+                  "strategy": self.options.strategy, "reuse_factor": self.options.reuse_factor,
+                  "io": self.options.io}
+        fw = "firmware"
+        self.files[f"{fw}/defines.h"] = env.get_template("defines.h.j2").render(common, tensor_types=tensor_types)
+        self.files[f"{fw}/parameters.h"] = env.get_template("parameters.h.j2").render(
+            common, kernel_headers=kernel_headers)
+        for layer in self.layers:
+            arrays = [{"name": a.name, "ctype": a.ctype, "size": len(a.values), "lines": _lines(a.values)}
+                      for a in layer.arrays]
+            self.files[f"{fw}/weights/{layer.cname}.h"] = env.get_template("weights.h.j2").render(
+                common, layer=layer, arrays=arrays)
+        self.files[f"{fw}/{self.top}.h"] = env.get_template("top.h.j2").render(common)
+        self.files[f"{fw}/{self.top}.cpp"] = env.get_template("top.cpp.j2").render(
+            common, buffers=buffers, top_pragmas=top_pragmas)
+        for header in kernel_headers:
+            self.files[f"{fw}/kernels/{header}"] = (KERNELS / header).read_text()
+        self.files[f"tb/{self.top}_test.cpp"] = env.get_template("test.cpp.j2").render(common)
+        self.files["csim/accelgen_csim.cpp"] = env.get_template("csim_bridge.cpp.j2").render(common)
+        self.files["build_prj.tcl"] = env.get_template("build_prj.tcl.j2").render(common)
+        n_tb = len(tb_inputs[0])
+        rows = [{"index": layer.index, "node": layer.node_name, "op": layer.op_type, "kernel": layer.kernel,
+                 "output": str(node.outputs[0].type)} for layer, node in zip(self.layers, self.graph.nodes)]
+        self.files["README.md"] = env.get_template("README.md.j2").render(common, tb_samples=n_tb, layer_rows=rows)
+        self.files["tb_data/tb_input_features.dat"] = _samples(tb_inputs)
+        self.files["tb_data/tb_output_predictions.dat"] = _samples(tb_outputs)
+
+    def _is_tensor_constant(self, v) -> bool:
+        """Constants that are tensors of the design (Add operands), not weights of a layer."""
+        return any(u.op_type == "Add" for u in v.users)
+
+
+def _lines(values: list[str]) -> list[str]:
+    return [", ".join(values[i:i + VALUES_PER_LINE]) + ("," if i + VALUES_PER_LINE < len(values) else "")
+            for i in range(0, len(values), VALUES_PER_LINE)]
+
+
+def _samples(arrays: list[np.ndarray]) -> str:
+    """One line per sample: every port's values flattened, in port order, as exact literals."""
+    n = len(arrays[0])
+    flat = [a.reshape(n, -1) for a in arrays]
+    return "".join(" ".join(literal(v) for part in flat for v in part[i]) + "\n" for i in range(n))
+
+
+def prepare_folder(out_dir, force: bool) -> Path:
+    if out_dir is None:
+        raise OptionError("out_dir is required: the folder to write the HLS project into")
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"output path {str(path)!r} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OptionError(f"output folder {str(path)!r} already exists; pass --force (force=True) to replace the "
+                          "files accelgen wrote there")
+    return path
+
+
+def write_files(path: Path, files: dict[str, str], manifest: dict) -> None:
+    old = path / MANIFEST
+    if old.is_file():  # files of a previous generation that this one does not write again
+        try:
+            previous = json.loads(old.read_text()).get("files", [])
+        except (ValueError, AttributeError):
+            previous = []
+        for rel in previous:
+            target = (path / rel).resolve()
+            if rel not in files and path.resolve() in target.parents and target.is_file():
+                target.unlink()
+    aptypes = ap_types_dir()
+    copied = [p for p in sorted(aptypes.rglob("*")) if p.is_file()]
+    written = sorted(files) + [f"ap_types/{p.relative_to(aptypes).as_posix()}" for p in copied]
+    for rel, text in files.items():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for p in copied:
+        target = path / "ap_types" / p.relative_to(aptypes)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, target)
+    (path / MANIFEST).write_text(json.dumps({**manifest, "files": written}, indent=2) + "\n")

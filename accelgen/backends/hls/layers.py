@@ -1,0 +1,338 @@
+"""One small context per node: everything the templates print (typedefs, config constants, constant arrays, the
+kernel call), with every decision made here in Python. The templates only substitute and loop.
+
+Tensors are flat C arrays in the graph's row-major layout (NCHW for images, batch 1). Each kernel reproduces the
+node's fixed-point meaning (the wrapped op's `compute_fixed` followed by the rounding to the node's output type):
+exact arithmetic in ap_fixed types wide enough to lose nothing, and an assignment to a named type wherever the
+Python side rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accelgen.backends.hls.cpp import (
+    exact_literals,
+    exact_type,
+    holds_exactly,
+    identifier,
+    integer_type,
+    literal,
+)
+from accelgen.errors import OptionError, QuantizationError, UnsupportedOpsError
+from accelgen.ir.graph import Graph, Node, Value
+from accelgen.ir.ops.activations import _Tabled
+from accelgen.ir.ops.fixed_math import product_type, sum_type
+from accelgen.ir.ops.quantized import LookupTable
+from accelgen.ir.types import FixedType
+
+SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "Add", "Relu", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+             "Identity", "Softmax")
+COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+@dataclass
+class ConstArray:
+    name: str
+    ctype: str  # element type (a typedef name or a C integer type)
+    values: list[str]
+
+
+@dataclass
+class Layer:
+    """What the templates print for one node."""
+
+    index: int
+    node_name: str
+    op_type: str
+    cname: str
+    kernel: str  # short description for the README / summary
+    typedefs: list[tuple[str, str]] = field(default_factory=list)  # (name, C++ type)
+    config: list[tuple[str, str, object]] = field(default_factory=list)  # ("int"|"type", name, value)
+    arrays: list[ConstArray] = field(default_factory=list)
+    scalars: list[tuple[str, str, str]] = field(default_factory=list)  # (name, type, literal)
+    table: dict | None = None  # a table activation's struct (see ag::table_activation)
+    call: str = ""
+    multipliers: int = 0
+
+    @property
+    def config_name(self) -> str:
+        return f"config_{self.cname}"
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """Per-layer strategy and reuse factor (global options, overridden per node name or op type)."""
+
+    strategy: str
+    reuse_factor: int
+
+
+def check_supported(graph: Graph) -> None:
+    """All the ops this slice of the HLS backend lacks, with node names, in one error."""
+    missing: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if node.op_type not in SUPPORTED:
+            missing.setdefault(node.op_type, []).append(node.name)
+    if missing:
+        raise UnsupportedOpsError(missing)
+
+
+def value_type(v: Value) -> FixedType:
+    if not isinstance(v.dtype, FixedType):
+        raise QuantizationError(f"tensor {v.name!r} has type {v.dtype}, not fixed point: the HLS backend needs a "
+                                "graph quantized by accelgen.quantize")
+    return v.dtype
+
+
+class LayerBuilder:
+    """Builds the Layer of each node; `tensor_names` maps graph values to their C names."""
+
+    def __init__(self, tensor_names: dict[str, str]):
+        self.tensor_names = tensor_names
+
+    def build(self, index: int, node: Node, choice: LayerChoice) -> Layer:
+        q = node.op
+        op = getattr(q, "op", None)
+        if op is None:
+            raise QuantizationError(f"node {node.name!r} ({node.op_type}) is not quantized: every node must be "
+                                    "wrapped by accelgen.quantize")
+        layer = Layer(index, node.name, node.op_type, f"l{index}_{identifier(node.op_type).lower()}", "")
+        method = getattr(self, f"_{node.op_type.lower()}", None)
+        if node.op_type in COPIES:
+            method = self._copy
+        method(layer, node, q, op, choice)
+        return layer
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _x(self, node: Node, i: int = 0) -> str:
+        return self.tensor_names[node.inputs[i].name]
+
+    def _y(self, node: Node, i: int = 0) -> str:
+        return self.tensor_names[node.outputs[i].name]
+
+    @staticmethod
+    def _typedef(layer: Layer, suffix: str, t: FixedType) -> str:
+        name = f"{layer.cname}_{suffix}_t"
+        layer.typedefs.append((name, t.cpp()))
+        return name
+
+    def _activation(self, layer: Layer, node: Node, activation) -> str:
+        if activation is None:
+            return "ag::no_activation"
+        if activation.op_type == "Relu":
+            return "ag::relu_activation"
+        table = node.op.param("activation_table")
+        if table is None or type(activation).lookup_fixed is not _Tabled.lookup_fixed:
+            raise OptionError(f"{node.name}: fused activation {activation.op_type} has no HLS kernel in this "
+                              "version (Relu and plain table activations such as Sigmoid and Tanh)")
+        return self._table(layer, node.op.param("accum"), table)
+
+    def _table(self, layer: Layer, x: FixedType, table: LookupTable) -> str:
+        """The struct ag::table_activation reads: floor(x * 2**frac_bits) in an integer type wide enough for
+        every x, and the entries exactly as LookupTable.values."""
+        fb = table.frac_bits
+        floor_bits = max(x.integer + fb, 1) + 1
+        offset = table.x_min * 2.0 ** fb
+        if floor_bits > 62 or offset != int(offset):
+            raise QuantizationError(f"{layer.node_name}: table {table} does not fit the HLS table kernel")
+        name = f"table_{layer.cname}"
+        values = self._typedef(layer, "table", table.out)
+        layer.arrays.append(ConstArray(f"{layer.cname}_table", values,
+                                       exact_literals(table.values, table.out, f"{layer.node_name} table")))
+        layer.table = {"name": name, "description": str(table), "value_t": values,
+                       "floor_t": self._typedef(layer, "floor", integer_type(floor_bits)),
+                       "scale_t": self._typedef(layer, "scale", exact_type(1, fb + 1, False)),
+                       "offset": int(offset), "size": table.size, "scale": literal(2.0 ** fb),
+                       "array": f"{layer.cname}_table"}
+        return f"ag::table_activation<{name}>"
+
+    def _linear_types(self, layer: Layer, node: Node, q) -> tuple[FixedType, FixedType, FixedType | None]:
+        if q.param("column_shifts") is not None:
+            raise OptionError(f"{node.name}: per-channel weight scales have no HLS kernel in this version; "
+                              "quantize without per_channel")
+        x, w = value_type(node.inputs[0]), value_type(node.inputs[1])
+        b = value_type(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
+        accum = q.param("accum")
+        if not isinstance(accum, FixedType):
+            raise QuantizationError(f"{node.name}: no accumulator type in its precision params")
+        for part, t in (("x*w", product_type(x, w)), ("bias", b)):
+            if t is not None and not holds_exactly(accum, t) and t.fractional > accum.fractional:
+                raise QuantizationError(f"{node.name}: accumulator {accum} cannot hold {part} ({t}) exactly")
+        return w, accum, b
+
+    def _bias(self, layer: Layer, node: Node, b: FixedType | None, n: int) -> str:
+        name = f"{layer.cname}_b"
+        if b is None:
+            layer.config.append(("type", "bias_t", "ap_uint<1>"))
+            layer.arrays.append(ConstArray(name, "ap_uint<1>", ["0"] * n))
+        else:
+            tname = self._typedef(layer, "bias", b)
+            layer.config.append(("type", "bias_t", tname))
+            layer.arrays.append(ConstArray(name, tname, exact_literals(node.inputs[2].data, b, f"{node.name} bias")))
+        return name
+
+    # -- kernels -----------------------------------------------------------------------------------------------
+    def _dense(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        w_type, accum, b_type = self._linear_types(layer, node, q)
+        weights = np.asarray(node.inputs[1].data, np.float64)
+        n_in, n_out = weights.shape
+        tokens = node.inputs[0].type.numel // n_in
+        wt = self._typedef(layer, "weight", w_type)
+        at = self._typedef(layer, "accum", accum)
+        layer.config += [("int", "tokens", tokens), ("int", "n_in", n_in), ("int", "n_out", n_out),
+                         ("type", "weight_t", wt), ("type", "accum_t", at),
+                         ("type", "activation", self._activation(layer, node, op.activation))]
+        bias = self._bias(layer, node, b_type, n_out)
+        x, y = self._x(node), self._y(node)
+        if choice.strategy == "latency":
+            rows, cols = np.nonzero(weights)
+            if max(n_in, n_out) > 65535:
+                raise OptionError(f"{node.name}: {n_in}x{n_out} is too large for the latency strategy; use "
+                                  "strategy resource")
+            layer.config.append(("int", "n_nonzero", max(len(rows), 1)))
+            nz = weights[rows, cols]
+            if len(rows) == 0:  # an all-zero layer still needs arrays of one element; its weight is 0
+                rows, cols, nz = np.zeros(1, int), np.zeros(1, int), np.zeros(1)
+            layer.arrays += [ConstArray(f"{layer.cname}_w", wt, exact_literals(nz, w_type, f"{node.name} weights")),
+                             ConstArray(f"{layer.cname}_w_in", "unsigned short", [str(int(i)) for i in rows]),
+                             ConstArray(f"{layer.cname}_w_out", "unsigned short", [str(int(j)) for j in cols])]
+            layer.call = (f"ag::dense_latency<{layer.config_name}>({x}, {y}, {layer.cname}_w, {layer.cname}_w_in, "
+                          f"{layer.cname}_w_out, {bias});")
+            layer.multipliers = int(np.count_nonzero(weights)) if len(nz) else 0
+            layer.kernel = f"dense latency, {layer.multipliers} multipliers (zeros skipped)"
+        else:
+            total = n_in * n_out
+            if total % choice.reuse_factor:
+                raise OptionError(f"{node.name}: reuse factor {choice.reuse_factor} does not divide its {total} "
+                                  f"multiplications ({n_in}x{n_out}); choose a divisor of {total}")
+            layer.config += [("int", "reuse_factor", choice.reuse_factor),
+                             ("int", "block_factor", total // choice.reuse_factor)]
+            layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
+                                           exact_literals(weights, w_type, f"{node.name} weights")))
+            layer.call = f"ag::dense_resource<{layer.config_name}>({x}, {y}, {layer.cname}_w, {bias});"
+            layer.multipliers = total // choice.reuse_factor
+            layer.kernel = f"dense resource, reuse {choice.reuse_factor}, {layer.multipliers} multipliers"
+
+    def _fusedconv(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        self._conv2d(layer, node, q, op.conv, op.activation)
+
+    def _conv(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        self._conv2d(layer, node, q, op, None)
+
+    def _conv2d(self, layer: Layer, node: Node, q, conv, activation) -> None:
+        x_shape, w_shape = node.inputs[0].shape, node.inputs[1].shape
+        if len(x_shape) != 4 or x_shape[0] != 1 or conv.group != 1:
+            raise OptionError(f"{node.name}: only 2-D convolutions with batch 1 and group 1 have an HLS kernel in "
+                              f"this version (input {x_shape}, group {conv.group})")
+        w_type, accum, b_type = self._linear_types(layer, node, q)
+        g = conv.geometry(x_shape[2:], w_shape[2:])
+        wt = self._typedef(layer, "weight", w_type)
+        at = self._typedef(layer, "accum", accum)
+        layer.config += [("int", "in_c", x_shape[1]), ("int", "in_h", x_shape[2]), ("int", "in_w", x_shape[3]),
+                         ("int", "out_c", w_shape[0]), ("int", "out_h", g.out[0]), ("int", "out_w", g.out[1]),
+                         ("int", "k_h", w_shape[2]), ("int", "k_w", w_shape[3]),
+                         ("int", "stride_h", g.strides[0]), ("int", "stride_w", g.strides[1]),
+                         ("int", "dilation_h", g.dilations[0]), ("int", "dilation_w", g.dilations[1]),
+                         ("int", "pad_top", g.begin[0]), ("int", "pad_left", g.begin[1]),
+                         ("type", "weight_t", wt), ("type", "accum_t", at),
+                         ("type", "activation", self._activation(layer, node, activation))]
+        layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
+                                       exact_literals(node.inputs[1].data, w_type, f"{node.name} weights")))
+        bias = self._bias(layer, node, b_type, w_shape[0])
+        layer.call = f"ag::conv2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_w, {bias});"
+        layer.multipliers = int(np.prod(w_shape))
+        layer.kernel = f"conv2d parallel over output pixels, {layer.multipliers} multipliers per pixel"
+
+    def _maxpool(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        shape = node.inputs[0].shape
+        if len(shape) != 4 or shape[0] != 1 or op.with_indices:
+            raise OptionError(f"{node.name}: only 2-D MaxPool with batch 1 and no indices output has an HLS kernel")
+        g = op.geometry(shape)
+        for axis in range(2):  # every window must see one real element (padding never wins, see the kernel)
+            for o in range(g.out[axis]):
+                start = o * g.strides[axis] - g.begin[axis]
+                taps = start + np.arange(g.kernel[axis]) * g.dilations[axis]
+                if not np.any((taps >= 0) & (taps < shape[2 + axis])):
+                    raise OptionError(f"{node.name}: a pooling window lies entirely in the padding")
+        layer.config += [("int", "channels", shape[1]), ("int", "in_h", shape[2]), ("int", "in_w", shape[3]),
+                         ("int", "out_h", g.out[0]), ("int", "out_w", g.out[1]),
+                         ("int", "k_h", g.kernel[0]), ("int", "k_w", g.kernel[1]),
+                         ("int", "stride_h", g.strides[0]), ("int", "stride_w", g.strides[1]),
+                         ("int", "dilation_h", g.dilations[0]), ("int", "dilation_w", g.dilations[1]),
+                         ("int", "pad_top", g.begin[0]), ("int", "pad_left", g.begin[1])]
+        layer.call = f"ag::maxpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)});"
+        layer.kernel = f"maxpool {g.kernel[0]}x{g.kernel[1]}"
+
+    def _add(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        a, b = node.inputs
+        if a.shape != b.shape:
+            raise OptionError(f"{node.name}: Add with broadcasting ({a.shape} + {b.shape}) has no HLS kernel in "
+                              "this version")
+        for v in (a, b):
+            if v.is_constant:
+                t = self._typedef(layer, f"const{len(layer.arrays)}", value_type(v))
+                layer.arrays.append(ConstArray(self.tensor_names[v.name], t,
+                                               exact_literals(v.data, value_type(v), f"{node.name} constant")))
+        n = node.outputs[0].type.numel
+        layer.call = f"ag::add<{n}>({self._x(node, 0)}, {self._x(node, 1)}, {self._y(node)});"
+        layer.kernel = "add"
+
+    def _relu(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        layer.call = f"ag::relu<{node.outputs[0].type.numel}>({self._x(node)}, {self._y(node)});"
+        layer.kernel = "relu"
+
+    def _copy(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        layer.call = f"ag::copy<{node.outputs[0].type.numel}>({self._x(node)}, {self._y(node)});"
+        layer.kernel = "copy (layout unchanged)"
+
+    def _softmax(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        shape = node.inputs[0].shape
+        axis = op.axis % len(shape)
+        if axis != len(shape) - 1:
+            raise OptionError(f"{node.name}: Softmax along axis {op.axis} of {shape}; the HLS kernel needs the last "
+                              "axis")
+        value_type(node.inputs[0]), value_type(node.outputs[0])  # fixed point, or a clear error
+        exp, recip = q.param("exp"), q.param("reciprocal")
+        scale = exp.scale
+        if scale.out is None or recip.function != "reciprocal" or exp.index_bits < 1 or recip.index_bits < 1:
+            raise QuantizationError(f"{node.name}: softmax precision params the HLS kernel does not know: {exp}, "
+                                    f"{recip}")
+        n = shape[-1]
+        rows = int(np.prod(shape[:-1], dtype=np.int64))
+        t_type = scale.out
+        if t_type.fractional < 1:
+            raise QuantizationError(f"{node.name}: the exp argument type {t_type} has no fractional bits")
+        entry, result = exp.out, exp.result
+        lo, hi = min(exp.min_shift, 0), max(exp.max_shift, 0)
+        exp_wide = exact_type(entry.width + hi - lo, entry.integer + hi, entry.signed)
+        total = sum_type(result, n)
+        s_frac, s_int = total.fractional, total.integer
+        prod = product_type(result, recip.out)
+        # y = e * entry * 2**-p with p = lead - s_frac, lead in [0, width): shifts from -(s_int - 1) to s_frac
+        out_wide = exact_type(prod.width + s_frac + max(s_int - 1, 0), prod.integer + s_frac, prod.signed)
+        floor_bits = t_type.integer + 1
+        if floor_bits > 31 or total.signed:
+            raise QuantizationError(f"{node.name}: softmax types out of the kernel's range ({t_type}, {total})")
+        types = {"diff_t": scale.x_type, "pre_t": scale.pre or scale.x_type, "log2e_t": scale.constant.type,
+                 "t_t": t_type, "floor_t": integer_type(floor_bits), "exp_entry_t": entry, "exp_t": result,
+                 "exp_wide_t": exp_wide, "sum_t": total, "recip_entry_t": recip.out, "out_wide_t": out_wide}
+        for name, t in types.items():
+            layer.config.append(("type", name, self._typedef(layer, name[:-2], t)))
+        layer.config += [("int", "rows", rows), ("int", "n", n), ("int", "t_frac", t_type.fractional),
+                         ("int", "exp_bits", exp.index_bits), ("int", "min_shift", exp.min_shift),
+                         ("int", "max_shift", exp.max_shift), ("int", "recip_bits", recip.index_bits),
+                         ("int", "sum_width", total.width), ("int", "sum_frac", s_frac)]
+        c = layer.cname
+        layer.arrays += [
+            ConstArray(f"{c}_exp_table", f"{c}_exp_entry_t", exact_literals(exp.values, entry, "exp table")),
+            ConstArray(f"{c}_recip_table", f"{c}_recip_entry_t",
+                       exact_literals(recip.values, recip.out, "reciprocal table")),
+        ]
+        layer.scalars = [(f"{c}_log2e", f"{c}_log2e_t",
+                          exact_literals(scale.constant.array, scale.constant.type, "log2(e)")[0])]
+        layer.call = (f"ag::softmax<{layer.config_name}>({self._x(node)}, {self._y(node)}, {c}_exp_table, "
+                      f"{c}_recip_table, {c}_log2e);")
+        layer.kernel = f"softmax, exp table {len(exp.values)}, reciprocal table {len(recip.values)}"

@@ -1,0 +1,122 @@
+"""A generated HLS project: its folder, its configuration, and C simulation through g++ and ctypes.
+
+`build_csim()` compiles the firmware with csim/accelgen_csim.cpp into a shared library once (-O2), named by a hash
+of everything that goes into it, so a rebuilt or copied project reuses it; `predict()` runs batches through it."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from accelgen.errors import AccelgenError, InputError
+
+# -Wno-free-nonheap-object: GCC 12 runs that warning's analysis quadratically over the static initialisers of
+# large ap_fixed constant arrays (40 s instead of 4 s for the jet MLP); the firmware never frees anything.
+CXX_FLAGS = ("-std=c++14", "-O2", "-Wno-free-nonheap-object", "-shared", "-fPIC", "-isystem", "ap_types", "-Ifirmware")
+
+
+class CsimBuildError(AccelgenError):
+    """g++ is missing or failed on the generated C++ (the latter is a bug in accelgen)."""
+
+
+class HlsProject:
+    def __init__(self, path: Path, manifest: dict):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._lib = None
+
+    @property
+    def top(self) -> str:
+        return self.manifest["top"]
+
+    def _sources(self) -> list[Path]:
+        return sorted([*(self.path / "firmware").rglob("*.h"), *(self.path / "firmware").rglob("*.cpp"),
+                       self.path / "csim" / "accelgen_csim.cpp"])
+
+    def build_csim(self) -> Path:
+        """The C-simulation shared library, compiled if no build of these exact sources exists yet."""
+        digest = hashlib.sha256(" ".join(CXX_FLAGS).encode())
+        for src in self._sources():
+            digest.update(src.relative_to(self.path).as_posix().encode() + b"\0" + src.read_bytes())
+        lib = self.path / "csim" / "build" / f"libcsim_{digest.hexdigest()[:16]}.so"
+        if not lib.is_file():
+            cxx = shutil.which(os.environ.get("CXX", "g++"))
+            if cxx is None:
+                raise CsimBuildError("C simulation needs g++ (or $CXX), which is not on PATH")
+            lib.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=lib.parent, suffix=".so", delete=False) as tmp:
+                partial = Path(tmp.name)
+            cmd = [cxx, *CXX_FLAGS, "csim/accelgen_csim.cpp", "-o", str(partial)]  # it includes the firmware
+            done = subprocess.run(cmd, cwd=self.path, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                partial.unlink(missing_ok=True)
+                detail = " | ".join(done.stderr.strip().splitlines()[:20])
+                raise CsimBuildError(f"g++ failed on the generated project {self.path} (a bug in accelgen): {detail}")
+            partial.replace(lib)  # atomic: a concurrent build never sees half a library
+        return lib
+
+    def _library(self):
+        if self._lib is None:
+            lib = ctypes.CDLL(str(self.build_csim()))
+            ports = len(self.manifest["inputs"]) + len(self.manifest["outputs"])
+            lib.accelgen_csim_run.argtypes = [ctypes.POINTER(ctypes.c_double)] * ports + [ctypes.c_long]
+            lib.accelgen_csim_run.restype = ctypes.c_int
+            self._lib = lib
+        return self._lib
+
+    def predict(self, inputs: dict) -> dict:
+        """C simulation of a batch: each input has a leading batch dimension N in place of the graph's batch
+        dimension of 1 (or the graph's whole shape after N otherwise); outputs likewise."""
+        specs = self.manifest["inputs"]
+        missing = [s["name"] for s in specs if s["name"] not in inputs]
+        extra = [k for k in inputs if k not in {s["name"] for s in specs}]
+        if missing or extra:
+            raise InputError(f"predict needs inputs {[s['name'] for s in specs]}; missing {missing}, unknown {extra}")
+        arrays, n = [], None
+        for spec in specs:
+            x = np.ascontiguousarray(inputs[spec["name"]], np.float64)
+            sample = _sample_shape(spec["shape"])
+            if x.ndim != len(sample) + 1 or tuple(x.shape[1:]) != sample:
+                raise InputError(f"input {spec['name']!r}: expected shape (N, {', '.join(map(str, sample))}), "
+                                 f"got {x.shape}")
+            if np.isnan(x).any():
+                raise InputError(f"input {spec['name']!r} holds NaN, which fixed point cannot represent")
+            if n is not None and x.shape[0] != n:
+                raise InputError("all inputs need the same batch size")
+            n = x.shape[0]
+            arrays.append(x)
+        outs = {s["name"]: np.zeros((n, *_sample_shape(s["shape"])), np.float64) for s in self.manifest["outputs"]}
+        pointers = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for a in [*arrays, *outs.values()]]
+        self._library().accelgen_csim_run(*pointers, n)
+        return outs
+
+    def summary(self) -> str:
+        m = self.manifest
+        o = m["options"]
+        head = (f"HLS project {self.path} (top {m['top']}, part {o['part']}, clock {o['clock_ns']} ns, "
+                f"strategy {o['strategy']}, reuse {o['reuse_factor']})")
+        lines = [head]
+        for layer in m["layers"]:
+            lines.append(f"  {layer['index']:>3} {layer['op']:<10} {layer['node']}: {layer['kernel']}")
+        lines.append(f"  multipliers (upper bound, before synthesis): {m['multipliers']}; "
+                     f"part DSPs: {m['part']['dsp']}")
+        lines.append(f"  run: cd {self.path} && vitis_hls -f build_prj.tcl")
+        return "\n".join(lines)
+
+    @classmethod
+    def open(cls, path) -> HlsProject:
+        path = Path(path)
+        return cls(path, json.loads((path / "manifest.json").read_text()))
+
+
+def _sample_shape(shape) -> tuple:
+    shape = tuple(shape)
+    return shape[1:] if shape and shape[0] == 1 else shape

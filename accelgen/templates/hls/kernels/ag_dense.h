@@ -1,0 +1,65 @@
+// accelgen HLS kernels: Dense y = act(x W + b) over `tokens` rows of n_in values.
+// The accumulator type is exact for the layer (the quantizer sizes it), so both strategies and any summation
+// order give the same bits; the only rounding is the assignment to the output type.
+#ifndef AG_DENSE_H_
+#define AG_DENSE_H_
+
+#include "ag_common.h"
+
+namespace ag {
+
+// Latency: fully unrolled. Weights come as a list of the nonzero ones (zeros were dropped by the generator, so
+// they cost no multiplier): weight nz_w[k] multiplies input nz_in[k] into output nz_out[k].
+template <class CONFIG, class X, class Y>
+void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens * CONFIG::n_out],
+                   const typename CONFIG::weight_t nz_w[CONFIG::n_nonzero], const unsigned short nz_in[CONFIG::n_nonzero],
+                   const unsigned short nz_out[CONFIG::n_nonzero], const typename CONFIG::bias_t bias[CONFIG::n_out]) {
+    for (unsigned t = 0; t < CONFIG::tokens; t++) {
+        typename CONFIG::accum_t acc[CONFIG::n_out];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            acc[j] = bias[j];
+        }
+        for (unsigned k = 0; k < CONFIG::n_nonzero; k++) {
+#pragma HLS UNROLL
+            acc[nz_out[k]] += x[t * CONFIG::n_in + nz_in[k]] * nz_w[k];
+        }
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            y[t * CONFIG::n_out + j] = CONFIG::activation::apply(acc[j]);
+        }
+    }
+}
+
+// Resource: the n_in * n_out products are time-multiplexed over reuse_factor cycles (II=1), block_factor
+// multipliers each cycle. w is row-major [n_in][n_out].
+template <class CONFIG, class X, class Y>
+void dense_resource(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens * CONFIG::n_out],
+                    const typename CONFIG::weight_t w[CONFIG::n_in * CONFIG::n_out],
+                    const typename CONFIG::bias_t bias[CONFIG::n_out]) {
+    for (unsigned t = 0; t < CONFIG::tokens; t++) {
+        typename CONFIG::accum_t acc[CONFIG::n_out];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            acc[j] = bias[j];
+        }
+        for (unsigned r = 0; r < CONFIG::reuse_factor; r++) {
+#pragma HLS PIPELINE II = 1
+            for (unsigned b = 0; b < CONFIG::block_factor; b++) {
+#pragma HLS UNROLL
+                const unsigned k = r + CONFIG::reuse_factor * b;
+                acc[k % CONFIG::n_out] += x[t * CONFIG::n_in + k / CONFIG::n_out] * w[k];
+            }
+        }
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            y[t * CONFIG::n_out + j] = CONFIG::activation::apply(acc[j]);
+        }
+    }
+}
+
+} // namespace ag
+
+#endif
