@@ -1,0 +1,247 @@
+"""The analytical model of the HLS kernels accelgen generates (see docs/estimator.md for the equations).
+
+Pure functions of what the generator decided (shapes, nonzero weights, reuse factor, operand widths, table sizes)
+and of the part's speed grade and the clock; no graph here. Each kernel is described by a `Cost`: the combinational
+delay of its longest path in ns (chained into neighbours when the top level is one pipeline), the cycles it needs
+regardless of chaining (loop trip counts, registered memory reads), and its resources.
+
+Delays are Vivado/Vitis HLS-style operator delays for a -2 UltraScale+ part, scaled by speed grade; HLS schedules
+against the clock minus its default 12.5% uncertainty. Multiplications go to DSPs when both operands are at least
+DSP_MIN_WIDTH bits, to LUTs otherwise; constant multiplications by weights with at most two signed digits (CSD)
+(powers of two) are shifts and cost no multiplier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+UNCERTAINTY = 0.125  # HLS default clock uncertainty
+SPEED = {1: 1.3, 2: 1.0, 3: 0.87}  # delay scale per speed grade
+T_DSP_MUL = 2.4  # ns, a DSP48 multiply with its routing
+T_IO = 0.5  # ns, interface register to logic
+DSP_MIN_WIDTH = 10  # narrower products are cheaper in LUTs; HLS maps them there
+DSP_A, DSP_B = 27, 18  # DSP48E2 multiplier port widths
+LUTRAM_MAX_BITS = 1024 * 18  # HLS puts smaller ROMs in LUTs (distributed ROM), larger ones in block RAM
+BRAM18_BITS = 18432
+
+
+def t_add(width: int) -> float:
+    """A carry-chain adder/comparator of `width` bits: a fixed LUT stage plus the carry ripple."""
+    return 0.35 + 0.015 * width
+
+
+def t_mux(inputs: int) -> float:
+    """An n:1 multiplexer built from LUT6 (4:1 per level)."""
+    return 0.3 * math.ceil(math.log(max(inputs, 1), 4)) if inputs > 1 else 0.0
+
+
+def t_lut_mul(a: int, b: int) -> float:
+    """A LUT multiplier: one LUT level of partial products, then their adder tree."""
+    return 0.5 + tree_depth(min(a, b)) * t_add(a + b)
+
+
+def tree_depth(n: int) -> int:
+    return math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def dsp_per_product(a: int, b: int) -> int:
+    """DSP48E2 slices for one a x b product (0 when it goes to LUTs)."""
+    lo, hi = sorted((a, b))
+    if lo < DSP_MIN_WIDTH:
+        return 0
+    return math.ceil(hi / DSP_A) * math.ceil(lo / DSP_B)
+
+
+def csd_digits(raw: np.ndarray) -> np.ndarray:
+    """Nonzero digits of each integer in canonical signed-digit form (the adders a constant multiply needs + 1)."""
+    x = np.abs(np.asarray(raw, dtype=np.int64))
+    y = ((3 * x) ^ x) >> 1  # the nonzero digits of the non-adjacent form of x are the set bits of this
+    count = np.zeros_like(x)
+    while np.any(y):
+        count += y & 1
+        y >>= 1
+    return count
+
+
+@dataclass
+class Cost:
+    delay_ns: float = 0.0  # longest combinational path (chainable)
+    cycles: int = 0  # cycles that do not chain: loop iterations, registered reads
+    ii: int = 1
+    dsp: int = 0
+    lut: int = 0
+    ff: int = 0
+    bram18: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Timing:
+    clock_ns: float
+    speed_grade: int
+
+    @property
+    def budget(self) -> float:
+        """ns of logic HLS puts in one cycle, in -2 delay units."""
+        return self.clock_ns * (1 - UNCERTAINTY) / SPEED.get(self.speed_grade, 1.0)
+
+    def stages(self, delay_ns: float) -> int:
+        return math.ceil(delay_ns / self.budget - 1e-9) if delay_ns > 0 else 0
+
+
+def rom(entries: int, width: int, readers: int, timing: Timing) -> tuple[int, int, int, float]:
+    """A constant table read by `readers` ports in the same cycle: (bram18, lut, register cycles, delay).
+    Small tables are LUT ROMs, one copy per reader (combinational); large ones block RAMs with two ports each,
+    ceil(readers / 2) copies, and a registered read (one cycle)."""
+    bits = entries * width
+    if bits <= LUTRAM_MAX_BITS:
+        luts = readers * width * max(1, math.ceil(entries / 64))
+        return 0, luts, 0, t_mux(max(entries // 64, 1)) + 0.6
+    copies = math.ceil(readers / 2)
+    per_copy = math.ceil(width / 18) * math.ceil(entries / 1024) if width <= 18 else math.ceil(bits / BRAM18_BITS)
+    return copies * max(per_copy, 1), 0, 1, 0.0
+
+
+def products(weights_raw: np.ndarray | None, n_products: int, x_w: int, w_w: int, constant: bool) -> tuple[int, int, float]:
+    """(DSPs, LUTs, delay) of n parallel x*w products; a constant weight with one signed digit (+-2**k) is a
+    shift: wires and, when negative, a negation."""
+    per_dsp = dsp_per_product(x_w, w_w)
+    shift_add = 0
+    if constant and weights_raw is not None and len(weights_raw):
+        shift_add = int(np.count_nonzero(csd_digits(weights_raw) <= 1))
+    general = n_products - shift_add
+    lut = shift_add * (x_w + w_w)
+    if per_dsp:
+        dsp, delay = general * per_dsp, T_DSP_MUL
+    else:
+        dsp, delay = 0, t_lut_mul(x_w, w_w)
+        lut += general * int(0.6 * x_w * w_w)
+    return dsp, lut, delay if general else t_add(x_w + w_w)
+
+
+def dense_latency(n_in: int, n_out: int, tokens: int, weights_raw: np.ndarray, x_w: int, w_w: int, acc_w: int,
+                  timing: Timing) -> Cost:
+    """Fully unrolled over the nonzero weights: one multiplier each, an adder tree per output of depth
+    ceil(log2(nonzeros into it + bias))."""
+    nz = len(weights_raw)
+    dsp, lut, t_mul = products(weights_raw, nz, x_w, w_w, constant=True)
+    fan_in = max(nz // max(n_out, 1), 1)
+    delay = t_mul + tree_depth(fan_in + 1) * t_add(acc_w)
+    lut += nz * acc_w  # one adder per product into the trees
+    # per token; the token loop is a loop (tokens - 1 more cycles) unless a pipelined top unrolls it
+    return Cost(delay_ns=delay, cycles=tokens - 1, dsp=dsp, lut=lut, ff=n_out * acc_w,
+                notes=[f"{nz} multipliers, adder tree depth {tree_depth(fan_in + 1)}"])
+
+
+def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_w: int, w_w: int, acc_w: int,
+                timing: Timing, skip_zeros: bool = False) -> Cost:
+    """RF-way time multiplexing: a multiplier limit of ceil(n_in*n_out / RF) products per cycle, over
+    ceil(n_in*n_out / limit) cycles (about RF; fewer when RF exceeds what the layer can use).
+
+    accelgen's resource kernel reads every weight, zeros included, from a ROM in a loop pipelined at II=1, so
+    it instantiates the full limit. With skip_zeros (hls4ml's latency strategy with a reuse factor: the layer is
+    pipelined at II=RF and zero weights are constant-folded away) only min(nonzero, limit) multipliers exist, and
+    the schedule still spans the same cycles (the II constraint)."""
+    total = n_in * n_out
+    limit = max(1, math.ceil(total / reuse))
+    iterations = math.ceil(total / limit)
+    multipliers = min(nonzero, limit) if skip_zeros else limit
+    per = dsp_per_product(x_w, w_w)
+    dsp = multipliers * per
+    lut = multipliers * acc_w + (0 if per else multipliers * int(0.6 * x_w * w_w))
+    if skip_zeros:  # every multiplier picks its x and its (constant) weight out of `iterations` candidates
+        candidates = iterations
+        lut += multipliers * (x_w + w_w) * math.ceil(candidates / 4) if candidates > 1 else 0
+    else:  # weight k = r + RF*b feeds x[k / n_out] into acc[k % n_out]: few x candidates per multiplier, and
+        # each accumulator sums the per_acc products that land on it in a cycle, each input a mux over the
+        # min(RF, n_out) multipliers whose RF-wide window of outputs covers it
+        candidates = min(n_in, math.ceil(reuse / n_out) + 1)
+        per_acc = math.ceil(multipliers / n_out)
+        acc_sources = min(reuse, n_out)
+        lut += multipliers * x_w * math.ceil(candidates / 4) if candidates > 1 else 0
+        lut += n_out * per_acc * acc_w * (1 + math.ceil(acc_sources / 4) if acc_sources > 1 else 1)
+    t_sel = t_mux(candidates)
+    t_mul = T_DSP_MUL if per else t_lut_mul(x_w, w_w)
+    bram = 0
+    if skip_zeros:  # the adder trees of the unrolled layer remain; only their inputs are time-shared
+        fan_in = max(nonzero // max(n_out, 1), 1)
+        # ...plus, when the products of one output span several cycles, the add of the partial sums
+        delay = t_sel + t_mul + tree_depth(fan_in + 1) * t_add(acc_w) + (t_add(acc_w) if iterations > 1 else 0)
+    else:  # the per-cycle sum into each accumulator, plus the weight ROM (`multipliers` words per cycle, RF deep)
+        delay = t_sel + t_mul + t_mux(acc_sources) + tree_depth(per_acc + 1) * t_add(acc_w)
+        bram, rom_lut, _, _ = rom(iterations, w_w * multipliers, 1, timing)
+        lut += rom_lut
+    ff = n_out * acc_w + multipliers * (x_w + w_w)
+    return Cost(delay_ns=delay, cycles=iterations * tokens - 1, ii=iterations * tokens, dsp=dsp, lut=lut, ff=ff,
+                bram18=bram, notes=[f"{multipliers} multipliers x {iterations} cycles"])
+
+
+def pipeline_latency(costs: list[Cost], timing: Timing) -> int:
+    """A pipelined top with every function inlined: combinational paths chain across kernels, so the depth is
+    the whole chain cut into clock periods, plus the cycles no chaining removes, plus the output register."""
+    return timing.stages(T_IO + sum(c.delay_ns for c in costs)) + sum(c.cycles for c in costs) + 1
+
+
+def dataflow_latency(costs: list[Cost], timing: Timing) -> tuple[int, list[int]]:
+    """One process per kernel: each takes its loop cycles plus its own depth plus a start/finish cycle; the
+    top's latency is their sum, its interval the slowest process."""
+    each = [c.cycles + max(timing.stages(c.delay_ns), 1) + 1 for c in costs]
+    return sum(each), each
+
+
+def table_activation(entries: int, out_w: int, acc_w: int, parallel: int, timing: Timing) -> Cost:
+    """index = floor(x * 2**f) - offset, clamped, then a ROM read per output; one ROM copy per reader when in
+    LUTs, one per two readers in block RAM."""
+    bram, lut, cycles, t_read = rom(entries, out_w, parallel, timing)
+    delay = 2 * t_add(acc_w) + t_read  # offset subtraction and clamp compare
+    return Cost(delay_ns=delay, cycles=cycles, bram18=bram, lut=lut + parallel * 2 * acc_w,
+                notes=[f"table {entries}x{out_w} bit, {'BRAM' if bram else 'LUT ROM'}, {parallel} readers"])
+
+
+def softmax(rows: int, n: int, x_w: int, t_w: int, log2e_w: int, exp_entries: int, exp_w: int, result_w: int,
+            sum_w: int, recip_entries: int, recip_w: int, timing: Timing) -> Cost:
+    """One row per iteration (pipelined II=1): max tree, n subtract and log2(e) multiplies, n exp-table reads
+    and shifts, the sum tree, a leading-one search, one reciprocal read, n multiplies and shifts."""
+    dsp_log2e = dsp_per_product(x_w, log2e_w)  # log2e_w = 0: no scaling multiply (index sliced from x)
+    dsp_out = dsp_per_product(result_w, recip_w)
+    exp_bram, exp_lut, exp_cycles, t_exp = rom(exp_entries, exp_w, n, timing)
+    rec_bram, rec_lut, rec_cycles, t_rec = rom(recip_entries, recip_w, 1, timing)
+    delay = (tree_depth(n) * t_add(x_w) + t_add(x_w) + (T_DSP_MUL if dsp_log2e else t_lut_mul(x_w, log2e_w) if log2e_w else 0.0)
+             + t_exp + t_mux(t_w) + tree_depth(n) * t_add(sum_w) + t_mux(sum_w) * 2 + t_rec
+             + (T_DSP_MUL if dsp_out else t_lut_mul(result_w, recip_w)) + t_mux(sum_w))
+    lut = (n * 2 * x_w + n * exp_w * 3 + n * sum_w + sum_w * 4 + n * result_w * 3 + exp_lut + rec_lut
+           + (0 if dsp_log2e else n * int(0.6 * x_w * log2e_w)) + (0 if dsp_out else n * int(0.6 * result_w * recip_w)))
+    return Cost(delay_ns=delay, cycles=(rows - 1) + exp_cycles + rec_cycles, ii=1,
+                dsp=n * (dsp_log2e + dsp_out), lut=lut, ff=n * (x_w + result_w) + sum_w, bram18=exp_bram + rec_bram,
+                notes=[f"exp table {exp_entries}, reciprocal table {recip_entries}"])
+
+
+def conv2d(out_pixels: int, in_pixels: int, taps: int, out_c: int, weights_raw: np.ndarray, x_w: int, w_w: int,
+           acc_w: int, timing: Timing) -> Cost:
+    """Pipelined over output pixels at II=1, every output channel and tap unrolled; the input is a fully
+    partitioned array, so each tap reads through a multiplexer over the pixels it can land on."""
+    nz = len(weights_raw)
+    dsp, lut, t_mul = products(weights_raw, nz, x_w, w_w, constant=True)
+    sel = min(out_pixels, in_pixels)
+    delay = t_mux(sel) + t_mul + tree_depth(max(taps, 1) + 1) * t_add(acc_w)
+    lut += nz * acc_w + taps * x_w * math.ceil(sel / 4)
+    return Cost(delay_ns=delay, cycles=out_pixels - 1, dsp=dsp, lut=lut, ff=out_c * out_pixels * 0 + out_c * acc_w,
+                notes=[f"{nz} multipliers per pixel, {out_pixels} pixels"])
+
+
+def maxpool(channels: int, out_pixels: int, window: int, x_w: int, in_pixels: int, timing: Timing) -> Cost:
+    trips = channels * out_pixels
+    delay = t_mux(channels * in_pixels) + tree_depth(window) * t_add(x_w)
+    return Cost(delay_ns=delay, cycles=trips - 1, lut=window * x_w * (2 + math.ceil(min(trips, in_pixels) / 4)),
+                ff=x_w * window)
+
+
+def elementwise(n: int, width: int, kind: str) -> Cost:
+    if kind == "add":
+        return Cost(delay_ns=t_add(width), lut=n * width)
+    if kind == "relu":
+        return Cost(delay_ns=0.3, lut=n * width // 2)
+    return Cost()

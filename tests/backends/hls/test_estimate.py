@@ -1,0 +1,150 @@
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import accelgen
+from accelgen.backends.hls import estimate
+from accelgen.backends.hls import estimate_model as m
+from accelgen.backends.hls.estimate import _refuse_unsupported
+from accelgen.backends.hls.parts import find_part
+from accelgen.errors import OptionError
+from tests.quant.datasets import ROOT
+
+
+def test_report_fields(jet_graph):
+    _, q, _ = jet_graph
+    r = accelgen.estimate(q, target="hls", part="xcvu13p-flga2577-2-e", clock_ns=5)
+    assert r.ii == 1 and r.latency_cycles > 0 and r.latency_ns == r.latency_cycles * 5
+    assert len(r.layers) == len(q.nodes)
+    assert r.dsp == sum(x.dsp for x in r.layers) and r.dsp > 0
+    assert r.lut > 0 and r.ff > 0
+    assert 0 < r.utilization["dsp"] < 1
+
+
+def test_latency_dsp_counts_nonzero_weights_minus_shifts(jet_graph):
+    """Fully unrolled: one DSP per nonzero 16-bit-class weight that is not a power of two."""
+    _, q, _ = jet_graph
+    r = estimate(q, strategy="latency")
+    for row, node in zip(r.layers, q.nodes):
+        if node.op_type == "Dense":
+            assert row.dsp <= np.count_nonzero(node.inputs[1].data)
+
+
+def test_reuse_factor_trades_dsp_for_cycles(jet_graph):
+    _, q, _ = jet_graph
+    r2, r8 = (estimate(q, strategy="resource", reuse_factor=rf) for rf in (2, 8))
+    assert r8.dsp < r2.dsp and r8.latency_cycles > r2.latency_cycles and r8.ii > r2.ii
+    dense = [n for n in q.nodes if n.op_type == "Dense"]
+    per = [m.dsp_per_product(n.inputs[0].dtype.width, n.inputs[1].dtype.width) for n in dense]
+    expected = sum(p * n.inputs[1].data.size // 8 for p, n in zip(per, dense))
+    assert sum(x.dsp for x, n in zip(r8.layers, q.nodes) if n.op_type == "Dense") == expected
+
+
+def test_dense_reuse_model():
+    t = m.Timing(5, 2)
+    ours = m.dense_reuse(32, 5, 1, 40, 64, 16, 16, 16, t)  # zeros still read from the ROM
+    hls4ml = m.dense_reuse(32, 5, 1, 40, 64, 16, 16, 16, t, skip_zeros=True)
+    assert ours.dsp == 3 and hls4ml.dsp == 3 and ours.cycles == hls4ml.cycles == 160 // 3 + 1 - 1
+    pruned = m.dense_reuse(64, 32, 1, 512, 2, 16, 16, 16, t, skip_zeros=True)
+    assert pruned.dsp == 512 and pruned.ii == 2  # the II constraint stays, zeros cost nothing
+
+
+def test_operand_widths_choose_dsp_or_lut():
+    assert m.dsp_per_product(16, 16) == 1 and m.dsp_per_product(16, 6) == 0 and m.dsp_per_product(32, 32) == 4
+    assert list(m.csd_digits(np.array([1, 2, 3, 7, 11, -4]))) == [1, 1, 2, 2, 3, 1]
+
+
+def test_speed_grade_and_clock_change_depth(jet_graph):
+    _, q, _ = jet_graph
+    fast = estimate(q, part="xczu7ev-ffvc1156-2-e", clock_ns=10).latency_cycles
+    slow = estimate(q, part="xczu3eg-sbva484-1-e", clock_ns=3).latency_cycles
+    assert slow > fast
+
+
+def test_dataflow_composition_for_resource(jet_graph):
+    _, q, _ = jet_graph
+    r = estimate(q, strategy="resource", reuse_factor=4)
+    assert r.config["top level"] == "DATAFLOW"
+    assert r.latency_cycles == sum(x.latency_cycles for x in r.layers) + 1
+    assert r.ii == max(x.ii for x in r.layers)
+
+
+def test_cnn_pipelined_top_unrolls_and_warns(cnn_graph):
+    _, q, _, _ = cnn_graph
+    r = estimate(q)
+    assert any("unrolls" in w for w in r.warnings)
+    r_res = estimate(q, strategy="resource", reuse_factor=1)
+    assert r_res.dsp < r.dsp  # the pixel loop is a loop again
+
+
+def test_errors(jet_graph):
+    g, q, _ = jet_graph
+    with pytest.raises(OptionError, match="unknown FPGA part"):
+        estimate(q, part="xc9zzz")
+    with pytest.raises(OptionError, match="tune-trials"):
+        estimate(q, tune_trials=3)
+    with pytest.raises(OptionError, match="calibration"):
+        estimate(g)
+    with pytest.raises(OptionError, match="transformer kernels"):
+        _refuse_unsupported(SimpleNamespace(nodes=[SimpleNamespace(op_type="LayerNormalization", name="ln")]))
+
+
+def test_float_graph_with_calibration(jet_graph):
+    g, _, calib = jet_graph
+    assert estimate(g, calibration=calib).dsp > 0
+
+
+def test_parts_from_the_issue():
+    for name in ("xcvu9p", "xcvu13p", "xcu50", "xcu200", "xcu250", "xcu280", "xczu3eg", "xczu7ev", "xczu9eg",
+                 "xc7z020", "xcku115", "xcvc1902"):
+        p = find_part(name)
+        assert p.dsp > 0 and p.lut > 0 and p.ff > 0 and p.bram_36k > 0
+    p = find_part("xczu3eg-sbva484-1-e")
+    assert p.name == "xczu3eg-sbva484-1-e" and p.speed_grade == 1 and p.dsp == 360
+    assert find_part("xcu250-figd2104-2L-e").dsp == 12288
+    assert find_part("xc7z020clg400-1").speed_grade == 1
+
+
+def test_estimate_is_fast_for_a_large_dense():
+    from accelgen.ir.fixed import quantize as _  # noqa: F401 - keep imports honest
+    rng = np.random.default_rng(0)
+    g = accelgen.load(str(ROOT / "examples" / "jet_mlp" / "jet_mlp.onnx"))
+    x = {"input": rng.normal(size=(64, 16))}
+    q = accelgen.quantize(accelgen.optimize(g), x)
+    t = time.perf_counter()
+    estimate(q, strategy="resource", reuse_factor=16)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_accuracy_benchmark(tmp_path):
+    script = ROOT / "benchmarks" / "estimator_accuracy.py"
+    missing = subprocess.run([sys.executable, str(script), "--csv", str(tmp_path / "none.csv")],
+                             check=False, capture_output=True, text=True)
+    assert missing.returncode == 0 and "skipped" in missing.stdout
+    csv = ROOT.parent / "shared" / "calibration" / "hls_synthesis_reference.csv"
+    if not csv.is_file():
+        pytest.skip("no ../shared calibration data")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert "rows with RF >= 2 within target" in out and " 10 of 10" in out
+
+
+@pytest.mark.parametrize("table_size, memory", [(256, "LUT ROM"), (4096, "BRAM")])
+def test_table_activation_memory(table_size, memory):
+    from tests.backends.hls.test_table_activations import mlp
+
+    g = accelgen.optimize(mlp("Sigmoid"))
+    calib = {"x": np.random.default_rng(0).normal(0, 1.5, (400, 8)).astype(np.float32)}
+    q = accelgen.quantize(g, calib, table_size=table_size)
+    row = estimate(q).layers[0]
+    assert any(memory in note for note in row.notes)
+    assert (row.bram18 > 0) == (memory == "BRAM")
+
+
+def test_resource_refuses_a_reuse_factor_that_does_not_divide(jet_graph):
+    _, q, _ = jet_graph
+    with pytest.raises(OptionError, match="does not divide"):
+        estimate(q, strategy="resource", reuse_factor=7)
