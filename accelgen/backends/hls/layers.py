@@ -21,6 +21,7 @@ from accelgen.backends.hls.cpp import (
     integer_type,
     literal,
 )
+from accelgen.backends.hls.layers_transformer import TRANSFORMER_OPS, TransformerKernels
 from accelgen.errors import OptionError, QuantizationError, UnsupportedOpsError
 from accelgen.ir.graph import Graph, Node, Value
 from accelgen.ir.ops.activations import _Tabled
@@ -29,7 +30,7 @@ from accelgen.ir.ops.quantized import LookupTable
 from accelgen.ir.types import FixedType
 
 SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "Add", "Relu", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-             "Identity", "Softmax")
+             "Identity", "Softmax") + TRANSFORMER_OPS
 COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 
 
@@ -87,8 +88,10 @@ def value_type(v: Value) -> FixedType:
     return v.dtype
 
 
-class LayerBuilder:
+class LayerBuilder(TransformerKernels):
     """Builds the Layer of each node; `tensor_names` maps graph values to their C names."""
+
+    fixed_type = staticmethod(value_type)
 
     def __init__(self, tensor_names: dict[str, str]):
         self.tensor_names = tensor_names
@@ -112,6 +115,10 @@ class LayerBuilder:
 
     def _y(self, node: Node, i: int = 0) -> str:
         return self.tensor_names[node.outputs[i].name]
+
+    @staticmethod
+    def _const(layer: Layer, name: str, ctype: str, values: list[str]) -> None:
+        layer.arrays.append(ConstArray(name, ctype, values))
 
     @staticmethod
     def _typedef(layer: Layer, suffix: str, t: FixedType) -> str:
@@ -295,13 +302,21 @@ class LayerBuilder:
             raise OptionError(f"{node.name}: Softmax along axis {op.axis} of {shape}; the HLS kernel needs the last "
                               "axis")
         value_type(node.inputs[0]), value_type(node.outputs[0])  # fixed point, or a clear error
+        n = shape[-1]
+        rows = int(np.prod(shape[:-1], dtype=np.int64))
         exp, recip = q.param("exp"), q.param("reciprocal")
+        self._softmax_config(layer, node, exp, recip, rows, n)
+        c = layer.cname
+        layer.call = (f"ag::softmax<{layer.config_name}>({self._x(node)}, {self._y(node)}, {c}_exp_table, "
+                      f"{c}_recip_table, {c}_log2e);")
+        layer.kernel = f"softmax, exp table {len(exp.values)}, reciprocal table {len(recip.values)}"
+
+    def _softmax_config(self, layer: Layer, node: Node, exp, recip, rows: int, n: int) -> None:
+        """The types, constants and tables ag::softmax reads from its CONFIG (shared with attention)."""
         scale = exp.scale
         if scale.out is None or recip.function != "reciprocal" or exp.index_bits < 1 or recip.index_bits < 1:
             raise QuantizationError(f"{node.name}: softmax precision params the HLS kernel does not know: {exp}, "
                                     f"{recip}")
-        n = shape[-1]
-        rows = int(np.prod(shape[:-1], dtype=np.int64))
         t_type = scale.out
         if t_type.fractional < 1:
             raise QuantizationError(f"{node.name}: the exp argument type {t_type} has no fractional bits")
@@ -333,6 +348,3 @@ class LayerBuilder:
         ]
         layer.scalars = [(f"{c}_log2e", f"{c}_log2e_t",
                           exact_literals(scale.constant.array, scale.constant.type, "log2(e)")[0])]
-        layer.call = (f"ag::softmax<{layer.config_name}>({self._x(node)}, {self._y(node)}, {c}_exp_table, "
-                      f"{c}_recip_table, {c}_log2e);")
-        layer.kernel = f"softmax, exp table {len(exp.values)}, reciprocal table {len(recip.values)}"
