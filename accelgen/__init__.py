@@ -19,7 +19,7 @@ from accelgen.ir.interpreter import run
 from accelgen.ir.ops import supported_ops
 from accelgen.ir.types import FixedType, Overflow, Rounding, TensorType
 from accelgen.passes import optimize
-from accelgen.passes.prune import prune
+from accelgen.passes.prune import prune, prune_report
 from accelgen.quant import quantize
 from accelgen.quant.report import quantization_report
 
@@ -34,5 +34,5 @@ def load_compiled(path):
 
 
 __all__ = ["FixedType", "Graph", "Node", "Overflow", "Rounding", "TensorType", "Value", "compile", "errors",
-           "estimate", "load", "load_compiled", "optimize", "prune", "quantization_report", "quantize", "run",
-           "supported_ops", "__version__"]
+           "estimate", "load", "load_compiled", "optimize", "prune", "prune_report", "quantization_report",
+           "quantize", "run", "supported_ops", "__version__"]

@@ -118,6 +118,15 @@ def _select(graph: Graph, layers: Sequence[str] | str | None) -> list[Layer]:
     return [c for c in candidates if c in chosen]
 
 
+def _tiles(layer: Layer, method: str, n_m: tuple[int, int], block: tuple[int, int]) -> bool:
+    k, n = layer.matrix(layer.value.data).shape
+    if method == "nm":
+        return k % n_m[1] == 0
+    if method == "block":
+        return k % block[0] == 0 and n % block[1] == 0
+    return True
+
+
 def _check_request(graph, sparsity, method, n_m, block, scope, heads) -> tuple[float, tuple[int, int], tuple[int, int]]:
     if not isinstance(graph, Graph):
         raise OptionError(f"prune() needs a Graph (from accelgen.load), got {type(graph).__name__}")
@@ -284,12 +293,19 @@ def prune(graph: Graph, sparsity: float = 0.75, method: str = "magnitude", n_m=(
     `sparsity` is the fraction of weights zeroed (for method="nm" the N:M ratio fixes it instead; with heads=True
     it is the fraction of each attention layer's heads removed). `n_m=(N, M)` keeps N of every M weights along the
     inputs; `block=(rows, cols)` is a block of the [inputs, outputs] matrix. `layers` names the layers to prune
-    (node names, or "node.Wq"/".Wk"/".Wv"/".Wo" for one attention projection); default: all of them.
+    (node names, or "node.Wq"/".Wk"/".Wv"/".Wo" for one attention projection); default: all of them whose weight
+    matrix the N:M groups or blocks tile (the others stay dense; naming one that does not tile is an error).
     `calibration` (input name -> samples stacked on the batch axis) enables OBS reconstruction; `damping` is
     added to the Hessian diagonal as a fraction of its mean.
     """
     sparsity, n_m, block = _check_request(graph, sparsity, method, n_m, block, scope, heads)
     selected = _select(graph, layers)
+    if layers is None:  # all layers by default: those N:M groups or blocks cannot tile stay dense (report shows 0%)
+        fitting = [l for l in selected if _tiles(l, method, n_m, block)]
+        if selected and not fitting:  # none fits: the first one's error says why
+            _plan_masks({selected[0].name: selected[0].matrix(selected[0].value.data)}, selected[:1], sparsity,
+                        method, n_m, block, scope)
+        selected = fitting
     if not selected:
         raise OptionError("the graph has no prunable layers (Dense, Conv, MatMul by a constant, MultiHeadAttention "
                           "with constant weights)")
