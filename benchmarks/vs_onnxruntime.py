@@ -1,6 +1,12 @@
 """accelgen-TVM against onnxruntime on this machine: median latency at batch 1, same thread count, outputs checked.
 
-    python benchmarks/vs_onnxruntime.py [--threads N] [--models mlp,cnn,encoder,bert] [--repeat 50]
+    python benchmarks/vs_onnxruntime.py [--threads N] [--models mlp,cnn,encoder,bert] [--repeat 50] [--tune-trials N]
+    python benchmarks/vs_onnxruntime.py --block-sparse [--threads N]
+
+--tune-trials N adds a column tuned with MetaSchedule (N trials per kernel; each kernel keeps the faster of our
+schedule and the tuned one; the database goes to ~/.cache/accelgen/bench-tuning/MODEL and is reused next run).
+--block-sparse times a BERT-sized Dense (768 -> 768, 128 tokens) pruned with accelgen.prune(method="block") at
+several sparsities, with the block-sparse kernel and with the dense kernel on the same pruned weights.
 
 The models are built here with onnx.helper from seeded random weights: an MLP 16-64-32-32-5, a CNN (3 conv+pool,
 2 dense) on 3x32x32, a post-norm transformer encoder (d=64, 4 heads, seq 64, 2 layers, erf GELU) and a BERT-base
@@ -150,8 +156,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--tune-trials", type=int, default=0)
+    parser.add_argument("--block-sparse", action="store_true")
     args = parser.parse_args(argv)
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # before tvm loads
+    if args.block_sparse:
+        return block_sparse(args.threads, args.repeat)
 
     import accelgen
     from accelgen.backends.tvm import compile as tvm_compile
@@ -169,19 +179,78 @@ def main(argv=None) -> int:
             tvm_s = module.benchmark({"x": x}, repeat=args.repeat, min_repeat_ms=20)["median_s"]
             ort_s, theirs = ort_median(model, x, args.threads, args.repeat)
             agree = bool(np.allclose(ours, theirs, rtol=1e-4, atol=1e-5))
-            ok &= agree
             err = float(np.max(np.abs(ours - theirs)))
-            rows.append((title, ort_s, tvm_s, build_s, agree, err))
-            print(f"  {title}: ort {ort_s * 1e6:.1f} us, tvm {tvm_s * 1e6:.1f} us (build {build_s:.1f} s), "
-                  f"max |diff| {err:.2e}", file=sys.stderr, flush=True)
+            tuned_s = tune_s = None
+            if args.tune_trials:
+                t0 = time.perf_counter()
+                out = Path.home() / ".cache" / "accelgen" / "bench-tuning" / key
+                tuned = tvm_compile(accelgen.load(model), out_dir=out, threads=args.threads, force=True,
+                                    tune_trials=args.tune_trials)
+                tune_s = time.perf_counter() - t0
+                tuned_out = next(iter(tuned.run({"x": x}).values()))
+                agree &= bool(np.allclose(tuned_out, theirs, rtol=1e-4, atol=1e-5))
+                err = max(err, float(np.max(np.abs(tuned_out - theirs))))
+                tuned_s = tuned.benchmark({"x": x}, repeat=args.repeat, min_repeat_ms=20)["median_s"]
+            ok &= agree
+            rows.append((title, ort_s, tvm_s, build_s, agree, err, tuned_s, tune_s))
+            print(f"  {title}: ort {ort_s * 1e6:.1f} us, tvm {tvm_s * 1e6:.1f} us (build {build_s:.1f} s)"
+                  + (f", tuned {tuned_s * 1e6:.1f} us (tuning {tune_s:.0f} s)" if tuned_s else "")
+                  + f", max |diff| {err:.2e}", file=sys.stderr, flush=True)
 
     print(f"\nthreads: {args.threads} (both); medians over {args.repeat} samples\n")
-    print("| model | onnxruntime | accelgen-TVM (untuned) | TVM / ORT | build | agrees (rtol 1e-4, atol 1e-5) |")
-    print("|---|---|---|---|---|---|")
-    for title, ort_s, tvm_s, build_s, agree, err in rows:
-        print(f"| {title} | {_fmt(ort_s)} | {_fmt(tvm_s)} | {tvm_s / ort_s:.2f}x | {build_s:.1f} s | "
+    tuned_head = (f" accelgen-TVM tuned ({args.tune_trials} trials/kernel) | tuned / ORT | tuning |"
+                  if args.tune_trials else "")
+    print(f"| model | onnxruntime | accelgen-TVM (untuned) | TVM / ORT | build |{tuned_head} agrees (rtol 1e-4, "
+          "atol 1e-5) |")
+    print("|---|---|---|---|---|" + ("---|---|---|" if args.tune_trials else "") + "---|")
+    for title, ort_s, tvm_s, build_s, agree, err, tuned_s, tune_s in rows:
+        tuned_cells = (f" {_fmt(tuned_s)} | {tuned_s / ort_s:.2f}x | {tune_s:.0f} s |" if tuned_s else "")
+        print(f"| {title} | {_fmt(ort_s)} | {_fmt(tvm_s)} | {tvm_s / ort_s:.2f}x | {build_s:.1f} s |{tuned_cells} "
               f"{'yes' if agree else 'NO'} (max {err:.1e}) |")
     return 0 if ok else 1
+
+
+def block_sparse(threads: int, repeat: int) -> int:
+    """Dense 768 -> 768 on 128 tokens, block-pruned: the block-sparse kernel against the dense kernel."""
+    import tvm
+    from tvm import relax
+
+    import accelgen
+    from accelgen.backends.tvm.build import build, cpu_target
+    from accelgen.backends.tvm.lower import to_relax
+    from accelgen.backends.tvm.schedules import simd_lanes
+    from accelgen.backends.tvm.sparse import panel_blocks
+
+    b = Builder()
+    model = b.model([1, 128, 768], b.linear("x", 768, 768))
+    graph = accelgen.load(model)
+    target = cpu_target(threads)
+    lanes = simd_lanes(target)
+    x = RNG.standard_normal((1, 128, 768)).astype(np.float32)
+
+    def timed(g, sparse):
+        vm = relax.VirtualMachine(build(to_relax(accelgen.optimize(g), lanes=lanes, sparse=sparse), target),
+                                  tvm.cpu())
+        arg = tvm.runtime.tensor(x)
+        out = vm["main"](arg)[0].numpy()
+        vm.set_input("main", arg)
+        timer = vm.time_evaluator("invoke_stateful", tvm.cpu(), number=5, repeat=repeat, min_repeat_ms=20)
+        return float(timer("main").median), out
+
+    dense_s, _ = timed(graph, False)
+    print(f"threads: {threads}; SIMD lanes {lanes}; medians over {repeat} samples; unpruned: {_fmt(dense_s)}\n")
+    print("| pruning | panel blocks kept | dense kernel | block-sparse kernel | speedup | max diff |")
+    print("|---|---|---|---|---|---|")
+    for block in ((4, lanes), (4, 4)):
+        for sparsity in (0.5, 0.75, 0.9):
+            pruned = accelgen.prune(graph, sparsity=sparsity, method="block", block=block)
+            w = next(n for n in accelgen.optimize(pruned).nodes if n.op_type == "Dense").inputs[1].data
+            kept = panel_blocks(np.asarray(w), lanes).sum(axis=1).max() / (768 // 4)
+            d_s, d_out = timed(pruned, False)
+            s_s, s_out = timed(pruned, True)
+            print(f"| block {block[0]}x{block[1]}, {sparsity:.0%} | {kept:.0%} | {_fmt(d_s)} | {_fmt(s_s)} | "
+                  f"{d_s / s_s:.2f}x | {float(np.max(np.abs(d_out - s_out))):.1e} |", flush=True)
+    return 0
 
 
 def _fmt(seconds: float) -> str:

@@ -27,9 +27,9 @@ from accelgen.backends.tvm.module import (
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph
 
-__all__ = ["TvmModule", "compile", "load_compiled"]
+__all__ = ["TvmModule", "compile", "estimate", "load_compiled"]
 
-OUR_FILES = (LIBRARY, MANIFEST, RUNNER)
+OUR_FILES = (LIBRARY, MANIFEST, RUNNER, "kernels.cu", "tuning")
 
 
 def _prepare_out_dir(out_dir, force: bool) -> Path:
@@ -54,14 +54,18 @@ def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = F
     """Optimize `graph`, lower it to Relax, build for `target` and export to `out_dir`."""
     import accelgen
 
+    cuda_arch = options.pop("cuda_arch", None) if target == "tvm-cuda" else None
     if options:
         raise OptionError(f"option(s) {', '.join(sorted(options))} mean nothing for target {target!r}")
-    if tune_trials:
-        raise OptionError("--tune-trials: MetaSchedule tuning is not implemented yet in the TVM backend")
+    if target not in ("tvm-cpu", "tvm-cuda"):
+        raise OptionError(f"target {target!r} is not a TVM target (tvm-cpu and tvm-cuda are)")
+    if tune_trials and target == "tvm-cuda":
+        raise OptionError("--tune-trials: MetaSchedule tuning is available for tvm-cpu only in this version "
+                          "(tvm-cuda kernels take TVM's DLight GPU schedules)")
+    if tune_trials is not None and tune_trials < 1:
+        raise OptionError(f"tune_trials must be >= 1, got {tune_trials}")
     if threads is not None and threads < 1:
         raise OptionError(f"threads must be >= 1, got {threads}")
-    if target != "tvm-cpu":
-        raise OptionError(f"target {target!r} is not supported by this version of the TVM backend (tvm-cpu is)")
     set_threads(threads)  # before tvm loads, so the thread pool starts with this size
 
     from accelgen.backends.tvm.build import build, make_target
@@ -70,20 +74,47 @@ def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = F
 
     optimized = accelgen.optimize(graph)
     check_lowerable(optimized)  # refuse before touching the output folder
+    if tune_trials:
+        from accelgen.backends.tvm.tune import Tuner, check_tuning_dependencies
+
+        check_tuning_dependencies()
+    tvm_target = make_target(target, threads, cuda_arch)  # refuses a bad cuda_arch before writing anything
     out = _prepare_out_dir(out_dir, force)
-    tvm_target = make_target(target, threads)
-    executable = build(to_relax(optimized, lanes=simd_lanes(tvm_target)), tvm_target)
+    target_info = {"name": target, "kind": str(tvm_target.kind.name), "tvm": _tvm_version()}
+    if target == "tvm-cuda":
+        from accelgen.backends.tvm import cuda
+
+        UNSCHEDULED.clear()
+        executable = cuda.build_cuda(to_relax(optimized, lanes=0), tvm_target)
+        (out / cuda.SOURCE).write_text(cuda.kernel_source(executable))
+        target_info.update(arch=str(tvm_target.attrs["arch"]), mcpu=str(tvm_target.host.attrs.get("mcpu", "")),
+                           nvcc_check=cuda.check_with_nvcc(out / cuda.SOURCE, str(tvm_target.attrs["arch"])))
+        tuner = None
+    else:
+        tuner = Tuner(out, tune_trials, threads) if tune_trials else None
+        executable = build(to_relax(optimized, lanes=simd_lanes(tvm_target)), tvm_target, tuner=tuner)
+        target_info["mcpu"] = str(tvm_target.attrs.get("mcpu", ""))
     executable.export_library(str(out / LIBRARY))
     manifest = {
         "format": FORMAT, "accelgen_version": accelgen.__version__, "graph": graph.name,
-        "target": {"name": target, "kind": "llvm", "mcpu": str(tvm_target.attrs.get("mcpu", "")),
-                   "tvm": _tvm_version()},
+        "target": target_info,
         "threads": threads, "inputs": _specs(optimized.inputs), "outputs": _specs(optimized.outputs),
         "unscheduled_kernels": list(UNSCHEDULED),  # kept TVM's plain loops: correct, slower
+        "tuning": tuner.summary() if tuner else None,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (out / RUNNER).write_text(RUNNER_SOURCE)
-    return TvmModule(out, manifest)
+    module = TvmModule(out, manifest)
+    if target == "tvm-cpu":
+        module.load()  # a CUDA library loads on first use: this machine may have no GPU
+    return module
+
+
+def estimate(graph: Graph, target: str = "tvm-cpu", **options):
+    """Per-op roofline estimate next to the measured profile (roofline.py); tvm is imported only now."""
+    from accelgen.backends.tvm.roofline import estimate as roofline
+
+    return roofline(graph, target=target, **options)
 
 
 def _tvm_version() -> str:

@@ -25,10 +25,14 @@ def cpu_target(threads: int | None = None) -> tvm.target.Target:
     return tvm.target.Target(spec)
 
 
-def make_target(target: str, threads: int | None = None) -> tvm.target.Target:
+def make_target(target: str, threads: int | None = None, cuda_arch: str | None = None) -> tvm.target.Target:
     if target == "tvm-cpu":
         return cpu_target(threads)
-    raise OptionError(f"target {target!r} is not supported by this version of the TVM backend (tvm-cpu is)")
+    if target == "tvm-cuda":
+        from accelgen.backends.tvm.cuda import cuda_target
+
+        return cuda_target(cuda_arch, host=cpu_target(threads))
+    raise OptionError(f"target {target!r} is not a TVM target (tvm-cpu and tvm-cuda are)")
 
 
 def _fast(topi_fn):
@@ -41,21 +45,32 @@ FAST_MATH = {"relax.exp": _fast(tvm.topi.fast_exp), "relax.erf": _fast(tvm.topi.
              "relax.tanh": _fast(tvm.topi.fast_tanh)}
 
 
-def _pipeline(target: tvm.target.Target, schedule: bool):
+def legalize(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Relax -> fused, unscheduled TIR kernels called from Relax (TVM's CPU legalization with our fast math)."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    with target:
+        legal = [relax.transform.LegalizeOps(FAST_MATH)] + cpu.legalize_passes(target)[1:]
+        return tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legal)(mod)
+
+
+def _finalize(target: tvm.target.Target):
+    """The rest of TVM's CPU pipeline, for a module whose kernels are already scheduled."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
     @tvm.transform.module_pass(opt_level=0)
     def run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         with target:
-            legalize = [relax.transform.LegalizeOps(FAST_MATH)] + cpu.legalize_passes(target)[1:]
-            mod = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + legalize)(mod)
-            if schedule:
-                mod = schedule_module(mod, target)
             return tvm.transform.Sequential(cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target))(mod)
 
     return run
 
 
-def build(mod: tvm.IRModule, target: tvm.target.Target, schedule: bool = True):
-    """Compile to a relax VM executable (exportable with .export_library)."""
-    return tvm.compile(mod, target=target, relax_pipeline=_pipeline(target, schedule))
+def build(mod: tvm.IRModule, target: tvm.target.Target, schedule: bool = True, tuner=None):
+    """Compile to a relax VM executable (exportable with .export_library). With a tuner (tune.Tuner), each kernel
+    takes our schedule or the tuned one, whichever measured faster."""
+    legal = legalize(mod, target)
+    scheduled = schedule_module(legal.clone(), target) if schedule else legal
+    if tuner is not None:
+        scheduled = tuner.apply(legal, scheduled, target)
+    return tvm.compile(scheduled, target=target, relax_pipeline=_finalize(target))

@@ -78,8 +78,8 @@ class Context:
     """What a lowering function may use besides its node: the block builder, and the SIMD width that constant
     weights are packed for (0: no packing)."""
 
-    def __init__(self, bb: relax.BlockBuilder, lanes: int):
-        self.bb, self.lanes = bb, lanes
+    def __init__(self, bb: relax.BlockBuilder, lanes: int, sparse: bool = True):
+        self.bb, self.lanes, self.sparse = bb, lanes, sparse
 
     def emit(self, expr):
         return self.bb.emit(expr)
@@ -99,11 +99,18 @@ def _packed_matmul(x, wp):
 
 def linear(ctx, x, w_value, w_expr):
     """x @ W. A constant W whose width divides into SIMD panels is packed at compile time so that the kernel's
-    inner loop streams one contiguous panel per reduction step (a row-major W strides N floats per step)."""
+    inner loop streams one contiguous panel per reduction step (a row-major W strides N floats per step); a W
+    pruned in whole panel-row blocks keeps only those blocks (sparse.py)."""
+    from accelgen.backends.tvm.sparse import sparse_layout, sparse_packed_matmul
+
     lanes = ctx.lanes
     if w_value is None or w_value.data is None or not lanes or w_value.shape[1] % lanes:
         return R.matmul(x, w_expr)
     w = np.asarray(w_value.data, dtype=w_value.dtype.np_dtype)
+    layout = sparse_layout(w, lanes) if ctx.sparse and w.ndim == 2 else None
+    if layout is not None:
+        rows, data = layout
+        return ctx.bb.call_te(sparse_packed_matmul, x, _const(rows), _const(data), primfunc_name_hint="dense_bsr")
     k_dim, n = w.shape
     packed = np.ascontiguousarray(w.reshape(k_dim, n // lanes, lanes).transpose(1, 0, 2))
     return ctx.bb.call_te(_packed_matmul, x, _const(packed), primfunc_name_hint="dense_packed")
@@ -356,15 +363,16 @@ def check_lowerable(graph: Graph) -> None:
         raise UnsupportedOpsError(unsupported)
 
 
-def to_relax(graph: Graph, lanes: int = 0) -> tvm.IRModule:
+def to_relax(graph: Graph, lanes: int = 0, sparse: bool = True) -> tvm.IRModule:
     """The graph as a Relax module whose `main` takes the graph inputs in order and returns a tuple of the
-    outputs in order; constant matmul weights packed into panels of `lanes` columns (0: as they are)."""
+    outputs in order; constant matmul weights packed into panels of `lanes` columns (0: as they are), block-sparse
+    ones (sparse.py) in their sparse form unless sparse=False."""
     check_lowerable(graph)
     params = [relax.Var(_safe(v.name, i), relax.TensorType(shape=v.shape, dtype=_dtype(v)))
               for i, v in enumerate(graph.inputs)]
     env: dict[int, relax.Expr] = {id(v): p for v, p in zip(graph.inputs, params)}
     bb = relax.BlockBuilder()
-    ctx = Context(bb, lanes)
+    ctx = Context(bb, lanes, sparse)
     with bb.function("main", params):
         with bb.dataflow():
             for node in graph.nodes:

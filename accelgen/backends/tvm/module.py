@@ -36,14 +36,30 @@ class TvmModule:
     """A loaded TVM library with its manifest: `.run(inputs) -> dict`, `.benchmark()`, `.summary()`."""
 
     def __init__(self, out_dir: Path, manifest: dict):
+        self.out_dir = Path(out_dir)
+        self.manifest = manifest
+        self.device = None
+        self._vm = None
+
+    @property
+    def target(self) -> str:
+        return self.manifest["target"]["name"]
+
+    def load(self) -> TvmModule:
+        """Load the library (once). A tvm-cuda one first checks for a GPU and a CUDA compiler (cuda.py)."""
+        if self._vm is not None:
+            return self
         import tvm
         from tvm import relax
 
-        self.out_dir = Path(out_dir)
-        self.manifest = manifest
-        self.device = tvm.cpu()
-        self._lib = tvm.runtime.load_module(str(self.out_dir / LIBRARY))
-        self._vm = relax.VirtualMachine(self._lib, self.device)
+        if self.target == "tvm-cuda":
+            from accelgen.backends.tvm.cuda import cuda_device
+
+            self.device = cuda_device()
+        else:
+            self.device = tvm.cpu()
+        self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(self.out_dir / LIBRARY)), self.device)
+        return self
 
     @property
     def inputs(self) -> list[dict]:
@@ -55,6 +71,8 @@ class TvmModule:
 
     def _arguments(self, inputs: dict[str, np.ndarray]):
         import tvm
+
+        self.load()
 
         missing = [i["name"] for i in self.inputs if i["name"] not in inputs]
         extra = sorted(set(inputs) - {i["name"] for i in self.inputs})
@@ -70,7 +88,8 @@ class TvmModule:
         return args
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._vm["main"](*self._arguments(inputs))
+        args = self._arguments(inputs)
+        results = self._vm["main"](*args)
         return {spec["name"]: results[i].numpy() for i, spec in enumerate(self.outputs)}
 
     def sample_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
@@ -102,9 +121,14 @@ class TvmModule:
 
         m = self.manifest
         plain = m.get("unscheduled_kernels") or []
-        return (f"TVM library {self.out_dir / LIBRARY} for {m['target']['name']} ({m['target']['mcpu']}, "
-                f"{m['threads'] or 'all'} threads); inputs: {fmt(self.inputs)}; outputs: {fmt(self.outputs)}"
-                + (f"; {len(plain)} kernel(s) left unscheduled: {'; '.join(plain)}" if plain else ""))
+        tuning = m.get("tuning") or {}
+        tuned = [k for k, c in (tuning.get("kernels") or {}).items() if c["use"] == "tuned"]
+        where = (f"{m['target']['arch']}, host {m['target']['mcpu']}" if self.target == "tvm-cuda" else
+                 f"{m['target']['mcpu']}, {m['threads'] or 'all'} threads")
+        return (f"TVM library {self.out_dir / LIBRARY} for {m['target']['name']} ({where}); inputs: {fmt(self.inputs)}; outputs: {fmt(self.outputs)}"
+                + (f"; {len(plain)} kernel(s) left unscheduled: {'; '.join(plain)}" if plain else "")
+                + (f"; tuned ({tuning['trials']} trials/kernel, database in {tuning['dir']}/): MetaSchedule won "
+                   f"{len(tuned)} of {len(tuning['kernels'])} kernels" if tuning else ""))
 
 
 def load_compiled(out_dir) -> TvmModule:
@@ -124,7 +148,7 @@ def load_compiled(out_dir) -> TvmModule:
         raise ModelLoadError(f"{out_dir} was built by accelgen {version}, this is accelgen {accelgen.__version__}; "
                              "recompile the model (accelgen compile ... --force)")
     set_threads(manifest.get("threads"))
-    return TvmModule(out_dir, manifest)
+    return TvmModule(out_dir, manifest).load()
 
 
 RUNNER_SOURCE = '''"""Run the compiled model in this folder with only numpy and the TVM runtime (no accelgen needed).
@@ -142,7 +166,13 @@ from tvm import relax
 
 here = Path(__file__).resolve().parent
 manifest = json.loads((here / "manifest.json").read_text())
-dev = tvm.cpu()
+if manifest["target"]["name"] == "tvm-cuda":
+    import tvm.support.nvcc  # registers the compiler that turns the kernels' CUDA source into GPU code at load
+    dev = tvm.cuda(0)
+    if not dev.exist:
+        sys.exit("no CUDA device: this library holds tvm-cuda kernels and needs an NVIDIA GPU with its driver")
+else:
+    dev = tvm.cpu()
 vm = relax.VirtualMachine(tvm.runtime.load_module(str(here / "model.so")), dev)
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 if args:

@@ -126,9 +126,11 @@ def test_existing_folder_needs_force_and_keeps_foreign_files(tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"part": "xcvu13p"}, "part mean nothing"),
-    ({"tune_trials": 8}, "not implemented"),
+    ({"tune_trials": -1}, "tune_trials must be"),
     ({"threads": 0}, "threads must be"),
-    ({"target": "tvm-cuda"}, "not supported"),
+    ({"target": "tvm-cuda", "tune_trials": 4}, "tvm-cpu only"),
+    ({"target": "tvm-cuda", "cuda_arch": "ampere"}, "cuda_arch must look like sm_80"),
+    ({"cuda_arch": "sm_80"}, "cuda_arch mean nothing"),
 ])
 def test_options_that_mean_nothing_are_refused(options, message, tmp_path):
     graph = accelgen.load(str(ROOT / MODELS["jet_mlp"]))
