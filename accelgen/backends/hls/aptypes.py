@@ -1,7 +1,8 @@
 """Where the Xilinx arbitrary-precision headers (ap_int.h, ap_fixed.h) live on this machine.
 
 accelgen does not ship the headers: they come with the hls4ml package (`<hls4ml>/templates/vivado/ap_types`), which
-is a dependency. Generated HLS projects and the C++ test harnesses add this folder with `-I`.
+is a dependency, with the `hls_stream.h` simulation model io stream projects need. Generated HLS projects and the
+C++ test harnesses add this folder with `-I`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from accelgen.errors import AccelgenError
 
 AP_TYPES_SUBDIR = ("templates", "vivado", "ap_types")
-REQUIRED_HEADERS = ("ap_int.h", "ap_fixed.h")
+REQUIRED_HEADERS = ("ap_int.h", "ap_fixed.h", "hls_stream.h")  # hls_stream.h: the io stream C simulation
 
 
 class ApTypesNotFoundError(AccelgenError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,7 +31,29 @@ def literal(value: float) -> str:
     return text
 
 
-def exact_literals(values: np.ndarray, dtype: FixedType, what: str) -> list[str]:
+class Literals(Sequence):
+    """The literal strings of checked constants, spelled only when read (a BERT layer has millions: the fit check
+    can refuse a design before any is written), with the float64 values themselves in `data` for the binary
+    weight files."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [repr(v) for v in self.data[index].tolist()]
+        return repr(float(self.data[index]))
+
+    def __iter__(self):
+        # repr of a finite Python float is its shortest round-trip spelling (see literal); exact_literals checked
+        # that every value is finite and of its type
+        return (repr(v) for v in self.data.tolist())
+
+
+def exact_literals(values: np.ndarray, dtype: FixedType, what: str) -> Literals:
     """Literals for constants of type `dtype`, checked to be exactly representable in it (the quantizer rounded
     them; a mismatch here would be a bug upstream, not a user error)."""
     if dtype.width > MAX_FLOAT_WIDTH:
@@ -40,7 +63,7 @@ def exact_literals(values: np.ndarray, dtype: FixedType, what: str) -> list[str]
     raw = np.ldexp(flat, dtype.fractional)
     if not np.all(raw == np.round(raw)) or np.any(raw < dtype.raw_min) or np.any(raw > dtype.raw_max):
         raise AssertionError(f"{what}: values are not exactly representable in {dtype}")
-    return [literal(v) for v in flat]
+    return Literals(flat)
 
 
 def integer_type(bits: int, signed: bool = True) -> FixedType:

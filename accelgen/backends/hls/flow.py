@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from accelgen.backends.hls.cpp import identifier
+from accelgen.backends.hls.estimate import write_project_report
 from accelgen.backends.hls.generate import ProjectWriter, prepare_folder, write_files
 from accelgen.backends.hls.layers import check_supported
 from accelgen.backends.hls.options import parse_options
@@ -54,7 +55,8 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
     A float graph is optimized and quantized first: precision "auto" (the default) or a uniform "fixed<W,I>",
     with the ranges from `calibration` (a dict of input samples or a .npz path), which is required. A graph
     quantized by accelgen.quantize is used as it is (precision and calibration then only feed tb_data).
-    Options: part, clock_ns, reuse_factor, strategy ("latency" | "resource"), io ("parallel"), config.
+    Options: part, clock_ns, reuse_factor, strategy ("latency" | "resource"; resource when only a reuse factor
+    above 1 is given), io ("parallel" | "stream"), config (per-layer strategy, reuse factor and precision).
     """
     import accelgen
 
@@ -79,7 +81,9 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
     top = identifier(q.name).lower() or "model"
     top = top if top not in ("main", "ag") else f"{top}_top"
     writer = ProjectWriter(q, opts, top)
+    _check_config_keys(q, opts)
     layers = writer.build_layers()
+    _check_layer_reuse(q, layers, opts)
     _check_fits(layers, opts)
     if data is not None:
         tb_in = [np.asarray(data[v.name][:TB_SAMPLES], np.float64) for v in q.inputs]
@@ -98,20 +102,79 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
         "multipliers": sum(layer.multipliers for layer in layers),
     }
     path.mkdir(parents=True, exist_ok=True)
-    write_files(path, writer.files, manifest)
+    write_files(path, {**writer.files, **writer.binary}, manifest)
+    write_project_report(path, q, opts)  # report/estimate.{json,md,html}: the estimator's view of this design
     project = HlsProject(path, manifest)
     if csim:
         project.build_csim()
     return project
 
 
+def _check_config_keys(q: Graph, opts) -> None:
+    """A per-layer setting that names no node or op type of the graph is a typo, not a no-op."""
+    known = {n.name for n in q.nodes} | {n.op_type for n in q.nodes}
+    unknown = sorted(k for k in opts.per_layer if k not in known)
+    if unknown:
+        raise OptionError(f"config names {unknown} match no layer; use node names or op types of the quantized "
+                          f"graph: {', '.join(sorted(known))}")
+
+
+def _check_layer_reuse(q: Graph, layers, opts) -> None:
+    """A reuse factor that a config entry sets for a layer whose kernel has none would be silently ignored."""
+    for node, layer in zip(q.nodes, layers):
+        given = {**opts.per_layer.get(node.op_type, {}), **opts.per_layer.get(node.name, {})}
+        uses_reuse = any(name == "reuse_factor" for _, name, _ in layer.config)
+        if given.get("reuse_factor", 1) > 1 and opts.choice_for(node).reuse_factor > 1 and not uses_reuse:
+            raise OptionError(f"config gives layer {node.name!r} ({node.op_type}) reuse factor "
+                              f"{given['reuse_factor']}, but its HLS kernel has no reuse factor in this version "
+                              "(Dense and MultiHeadAttention with strategy resource have)")
+
+
 def _check_fits(layers, opts) -> None:
-    """A fully parallel layer needs one multiplier per nonzero weight at once; refuse what no DSP budget holds."""
+    """A layer's kernel needs its multipliers at once (all of them fully unrolled, n_in*n_out/R with a reuse
+    factor): refuse a layer that alone needs more than the part's DSPs, with what to change."""
+    part = opts.part
     for layer in layers:
-        if layer.multipliers > opts.part.dsp:
-            raise OptionError(f"layer {layer.node_name!r} ({layer.op_type}) needs {layer.multipliers} multipliers in "
-                              f"parallel but {opts.part.name} has {opts.part.dsp} DSPs; raise the reuse factor with "
-                              "strategy resource (or use io stream when available)")
+        if layer.multipliers <= part.dsp:
+            continue
+        sizes = {name: value for kind, name, value in layer.config if kind in ("int", "unsigned")}
+        if layer.op_type == "Dense":
+            products = sizes["n_in"] * sizes["n_out"]
+            reuse = -(-products // part.dsp)  # the smallest divisor of products at or above products / DSPs
+            while products % reuse:
+                reuse += 1
+            advice = (f"use strategy resource with a reuse factor that divides {products} and leaves at most "
+                      f"{part.dsp} multipliers, e.g. --strategy resource --reuse-factor {reuse}")
+        elif layer.op_type == "MultiHeadAttention":
+            advice = _attention_advice(sizes, part.dsp)
+        else:
+            advice = (f"its {layer.op_type} kernel shares no multipliers in this version (no reuse factor), so "
+                      "choose a larger part or a smaller layer")
+        raise OptionError(f"layer {layer.node_name!r} ({layer.op_type}) needs {layer.multipliers} multipliers in "
+                          f"parallel but {part.name} has {part.dsp} DSPs; {advice}. (io stream moves tensors "
+                          "through FIFOs but keeps each layer's multipliers.)")
+
+
+def _attention_advice(sizes: dict, dsp: int) -> str:
+    """The smallest reuse factor whose resource-strategy attention kernel fits `dsp` multipliers (its count
+    falls as the reuse factor grows), or why none does."""
+    from accelgen.backends.hls.layers import LayerChoice
+    from accelgen.backends.hls.layers_transformer import AttentionShape
+
+    shape = AttentionShape(*(sizes[k] for k in ("seq_q", "embed_q", "seq_kv", "embed_kv", "heads", "head_dim",
+                                                "embed_out")))
+    low, high = 1, max(shape.embed_q, shape.embed_kv, shape.embed_out, shape.seq_kv) * shape.width
+    if shape.multipliers(LayerChoice("resource", high)) > dsp:
+        return ("even its resource strategy at the largest reuse factor needs "
+                f"{shape.multipliers(LayerChoice('resource', high))} multipliers, so choose a larger part")
+    while low < high:
+        mid = (low + high) // 2
+        if shape.multipliers(LayerChoice("resource", mid)) <= dsp:
+            high = mid
+        else:
+            low = mid + 1
+    return (f"use strategy resource, whose attention kernel shares its multipliers by the reuse factor, e.g. "
+            f"--strategy resource --reuse-factor {low} or larger")
 
 
 def _quantized_samples(q: Graph, v, a: np.ndarray) -> np.ndarray:
@@ -121,6 +184,8 @@ def _quantized_samples(q: Graph, v, a: np.ndarray) -> np.ndarray:
     a = a.reshape(-1, *sample) if a.size % max(int(np.prod(sample)), 1) == 0 else a
     if a.shape[1:] != sample:
         raise InputError(f"calibration samples of {v.name!r} have shape {a.shape}, not (N, {sample})")
+    if not hasattr(v.dtype, "width"):  # an integer input (an attention mask): its values as they are
+        return a.astype(v.dtype.np_dtype)
     return quantize(v.dtype, a)[0]
 
 

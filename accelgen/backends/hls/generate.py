@@ -1,5 +1,7 @@
 """Writing an HLS project: the layer contexts (layers.py) rendered through the jinja2 templates under
-accelgen/templates/hls/, the kernel headers and ap_types headers copied, tb_data and the manifest written.
+accelgen/templates/hls/, the kernel headers and ap_types headers copied, tb_data, the weights' binary files for the
+C simulation and the manifest written. io parallel joins the layers by arrays in one function; io stream by FIFOs
+between DATAFLOW processes (stream.py plans them).
 
 Nothing is written outside `out_dir`. An existing, non-empty `out_dir` is refused unless `force`; with force only
 the files we write (and those listed in the previous manifest, which we wrote before) are replaced or removed."""
@@ -17,15 +19,30 @@ import numpy as np
 import accelgen
 from accelgen.backends.hls.aptypes import ap_types_dir
 from accelgen.backends.hls.cpp import identifier, literal
+from accelgen.backends.hls.estimate import pipelined_top
 from accelgen.backends.hls.layers import Layer, LayerBuilder, value_type
 from accelgen.backends.hls.options import HlsOptions
+from accelgen.backends.hls.stream import frame_size, plan_stream, port_stream
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph
 
 TEMPLATES = Path(accelgen.__file__).resolve().parent / "templates" / "hls"
 KERNELS = TEMPLATES / "kernels"
+STREAM_KERNELS = "ag_stream"  # kernel headers only io stream projects include (they pull in hls_stream.h)
+STACK_MIB_MIN = 64  # the C simulation's thread stack: at least this, more for large designs (see _stack_mib)
 UNSIGNED_CONFIG = {"tokens", "n_in", "n_out", "n_nonzero", "reuse_factor", "block_factor", "rows", "n"}
 VALUES_PER_LINE = 8
+PARALLEL_DESIGN = (
+    "io parallel: one function; the ports and every tensor between layers are arrays partitioned into registers. "
+    "The top is one PIPELINE when every layer uses the latency strategy and none loops (one token, pixel or row), "
+    "a DATAFLOW of the layer kernels, each pipelining its own loop, otherwise.")
+STREAM_DESIGN = (
+    "io stream: the ports are AXI streams of frames (a frame is a tensor's last dimension: a token's features, an "
+    "image row) and every layer is a DATAFLOW process joined to the next by `hls::stream` FIFOs. A process reads "
+    "its whole input into a local array, runs the layer's kernel (the same as io parallel) and writes its output "
+    "to one FIFO per reader, so consecutive inputs overlap across layers. A convolution fed by another layer reads "
+    "pixel frames (all channels of one pixel) through a line buffer instead, computing each output row as soon as "
+    "the input rows it needs have arrived. Each FIFO holds a whole tensor, so no process schedule can deadlock.")
 MANIFEST = "manifest.json"
 
 
@@ -37,6 +54,14 @@ class Port:
     size: int
     size_name: str
     shape: tuple
+    decl: str  # the top function's parameter
+    stream: str  # io stream: the hls::stream parameter's name
+    frame_t: str
+    frame: int
+
+    @property
+    def frames(self) -> int:
+        return self.size // self.frame
 
 
 def _environment() -> jinja2.Environment:
@@ -50,6 +75,7 @@ class ProjectWriter:
     def __init__(self, graph: Graph, options: HlsOptions, top: str):
         self.graph, self.options, self.top = graph, options, top
         self.files: dict[str, str] = {}
+        self.binary: dict[str, bytes] = {}
         self.names = self._tensor_names()
         self.layers: list[Layer] = []
 
@@ -64,9 +90,16 @@ class ProjectWriter:
             names[v.name] = name
         return names
 
-    def _port(self, v) -> Port:
+    def _port(self, v, is_input: bool) -> Port:
         cname = self.names[v.name]
-        return Port(cname, v.name, f"{cname}_t", v.type.numel, f"N_{cname.upper()}", tuple(v.shape))
+        size_name = f"N_{cname.upper()}"
+        stream, frame_t = port_stream(cname), f"{cname}_frame_t"
+        if self.options.io == "stream":
+            decl = f"hls::stream<{frame_t}> &{stream}"
+        else:
+            decl = f"{'const ' if is_input else ''}{cname}_t {cname}[{size_name}]"
+        return Port(cname, v.name, f"{cname}_t", v.type.numel, size_name, tuple(v.shape), decl, stream, frame_t,
+                    frame_size(v))
 
     def build_layers(self) -> list[Layer]:
         builder = LayerBuilder(self.names)
@@ -79,20 +112,21 @@ class ProjectWriter:
 
     def render(self, tb_inputs: list[np.ndarray], tb_outputs: list[np.ndarray]) -> None:
         env = _environment()
-        inputs = [self._port(v) for v in self.graph.inputs]
-        outputs = [self._port(v) for v in self.graph.outputs]
-        ports = {p.original for p in inputs + outputs}
-        buffers = [self._port(v) for node in self.graph.nodes for v in node.outputs if v.name not in ports]
+        stream = self.options.io == "stream"
+        inputs = [self._port(v, True) for v in self.graph.inputs]
+        outputs = [self._port(v, False) for v in self.graph.outputs]
         tensor_types = [(f"{self.names[v.name]}_t", value_type(v).cpp(), v.name)
                         for v in self.graph.values() if not v.is_constant or self._is_tensor_constant(v)]
-        top_pragmas = (["PIPELINE"] if all(self.options.choice_for(n).strategy == "latency" for n in self.graph.nodes)
-                       else ["DATAFLOW"])
-        kernel_headers = sorted(p.name for p in KERNELS.glob("*.h"))
+        kernel_headers = sorted(p.name for p in KERNELS.glob("*.h")
+                                if stream or not p.name.startswith(STREAM_KERNELS))
+        weight_arrays = [{"name": a.name, "ctype": a.ctype, "size": len(a.values)}
+                         for layer in self.layers for a in layer.arrays]
         common = {"top": self.top, "guard": self.top.upper(), "version": accelgen.__version__,
                   "graph_name": self.graph.name, "inputs": inputs, "outputs": outputs, "layers": self.layers,
                   "part": self.options.part.name, "clock_ns": self.options.clock_ns,
                   "strategy": self.options.strategy, "reuse_factor": self.options.reuse_factor,
-                  "io": self.options.io}
+                  "io": self.options.io, "stream": stream, "port_decls": [p.decl for p in inputs + outputs],
+                  "call_args": [p.stream if stream else p.cname for p in inputs + outputs]}
         fw = "firmware"
         self.files[f"{fw}/defines.h"] = env.get_template("defines.h.j2").render(common, tensor_types=tensor_types)
         self.files[f"{fw}/parameters.h"] = env.get_template("parameters.h.j2").render(
@@ -102,18 +136,37 @@ class ProjectWriter:
                       for a in layer.arrays]
             self.files[f"{fw}/weights/{layer.cname}.h"] = env.get_template("weights.h.j2").render(
                 common, layer=layer, arrays=arrays)
-        self.files[f"{fw}/{self.top}.h"] = env.get_template("top.h.j2").render(common)
-        self.files[f"{fw}/{self.top}.cpp"] = env.get_template("top.cpp.j2").render(
-            common, buffers=buffers, top_pragmas=top_pragmas)
+            for a in layer.arrays:
+                self.binary[f"{fw}/weights/{a.name}.bin"] = _float64_bytes(a.values)
+        if stream:
+            plan = plan_stream(self.graph, self.names, self.layers)
+            self.files[f"{fw}/{self.top}.h"] = env.get_template("top.h.j2").render(
+                common, top_includes=["kernels/ag_stream.h"], frame_types=plan.frame_types)
+            self.files[f"{fw}/{self.top}.cpp"] = env.get_template("top_stream.cpp.j2").render(
+                common, stages=plan.stages, fifos=plan.fifos)
+        else:
+            ports = {p.original for p in inputs + outputs}
+            buffers = [self._port(v, False) for node in self.graph.nodes for v in node.outputs
+                       if v.name not in ports]
+            top_pragmas = ["PIPELINE"] if pipelined_top(self.graph, self.options) else ["DATAFLOW"]
+            self.files[f"{fw}/{self.top}.h"] = env.get_template("top.h.j2").render(
+                common, top_includes=[], frame_types=[])
+            self.files[f"{fw}/{self.top}.cpp"] = env.get_template("top.cpp.j2").render(
+                common, buffers=buffers, top_pragmas=top_pragmas)
         for header in kernel_headers:
             self.files[f"{fw}/kernels/{header}"] = (KERNELS / header).read_text()
         self.files[f"tb/{self.top}_test.cpp"] = env.get_template("test.cpp.j2").render(common)
-        self.files["csim/accelgen_csim.cpp"] = env.get_template("csim_bridge.cpp.j2").render(common)
+        self.files["tb/load_weights.h"] = env.get_template("load_weights.h.j2").render(
+            common, weight_arrays=weight_arrays)
+        self.files["csim/accelgen_csim.cpp"] = env.get_template("csim_bridge.cpp.j2").render(
+            common, stack_mib=_stack_mib(self.graph))
         self.files["build_prj.tcl"] = env.get_template("build_prj.tcl.j2").render(common)
         n_tb = len(tb_inputs[0])
         rows = [{"index": layer.index, "node": layer.node_name, "op": layer.op_type, "kernel": layer.kernel,
                  "output": str(node.outputs[0].type)} for layer, node in zip(self.layers, self.graph.nodes)]
-        self.files["README.md"] = env.get_template("README.md.j2").render(common, tb_samples=n_tb, layer_rows=rows)
+        self.files["README.md"] = env.get_template("README.md.j2").render(
+            common, tb_samples=n_tb, layer_rows=rows, weights=sum(a["size"] for a in weight_arrays),
+            design=STREAM_DESIGN if stream else PARALLEL_DESIGN)
         self.files["tb_data/tb_input_features.dat"] = _samples(tb_inputs)
         self.files["tb_data/tb_output_predictions.dat"] = _samples(tb_outputs)
 
@@ -122,9 +175,25 @@ class ProjectWriter:
         return any(u.op_type == "Add" for u in v.users)
 
 
-def _lines(values: list[str]) -> list[str]:
-    return [", ".join(values[i:i + VALUES_PER_LINE]) + ("," if i + VALUES_PER_LINE < len(values) else "")
-            for i in range(0, len(values), VALUES_PER_LINE)]
+def _lines(values) -> list[str]:
+    strings = list(values)
+    return [", ".join(strings[i:i + VALUES_PER_LINE]) + ("," if i + VALUES_PER_LINE < len(strings) else "")
+            for i in range(0, len(strings), VALUES_PER_LINE)]
+
+
+def _float64_bytes(values) -> bytes:
+    """The values of a constant array as the little-endian float64 file tb/load_weights.h reads (exact: every
+    value is a fixed-point number of <= 53 bits)."""
+    data = getattr(values, "data", None)  # cpp.Literals keeps the numbers; index arrays are parsed back
+    data = np.asarray(values, np.float64) if data is None else data
+    return np.ascontiguousarray(data, "<f8").tobytes()
+
+
+def _stack_mib(graph: Graph) -> int:
+    """The C simulation keeps the design's arrays on the stack (the top's buffers, each process's locals, the
+    kernels' internals): allow 64 bytes per value of every tensor, which covers the widest ap_fixed types."""
+    values = sum(v.type.numel for v in graph.values() if not v.is_constant)
+    return max(STACK_MIB_MIN, (64 * values >> 20) + STACK_MIB_MIN)
 
 
 def _samples(arrays: list[np.ndarray]) -> str:
@@ -146,7 +215,7 @@ def prepare_folder(out_dir, force: bool) -> Path:
     return path
 
 
-def write_files(path: Path, files: dict[str, str], manifest: dict) -> None:
+def write_files(path: Path, files: dict[str, str | bytes], manifest: dict) -> None:
     old = path / MANIFEST
     if old.is_file():  # files of a previous generation that this one does not write again
         try:
@@ -160,10 +229,13 @@ def write_files(path: Path, files: dict[str, str], manifest: dict) -> None:
     aptypes = ap_types_dir()
     copied = [p for p in sorted(aptypes.rglob("*")) if p.is_file()]
     written = sorted(files) + [f"ap_types/{p.relative_to(aptypes).as_posix()}" for p in copied]
-    for rel, text in files.items():
+    for rel, content in files.items():
         target = path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
     for p in copied:
         target = path / "ap_types" / p.relative_to(aptypes)
         target.parent.mkdir(parents=True, exist_ok=True)

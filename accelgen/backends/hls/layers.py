@@ -21,17 +21,17 @@ from accelgen.backends.hls.cpp import (
     integer_type,
     literal,
 )
+from accelgen.backends.hls.layers_elementwise import ELEMENTWISE_OPS, ElementwiseKernels
 from accelgen.backends.hls.layers_transformer import TRANSFORMER_OPS, TransformerKernels
 from accelgen.errors import OptionError, QuantizationError, UnsupportedOpsError
 from accelgen.ir.graph import Graph, Node, Value
 from accelgen.ir.ops.activations import _Tabled
 from accelgen.ir.ops.fixed_math import product_type, sum_type
 from accelgen.ir.ops.quantized import LookupTable
-from accelgen.ir.types import FixedType
+from accelgen.ir.types import BoolType, FixedType, IntType, Overflow, Rounding
 
-SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "Add", "Relu", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-             "Identity", "Softmax") + TRANSFORMER_OPS
-COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
+SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "Relu", "Softmax") + COPIES + ELEMENTWISE_OPS + TRANSFORMER_OPS
 
 
 @dataclass
@@ -71,6 +71,40 @@ class LayerChoice:
     reuse_factor: int
 
 
+@dataclass
+class ResourceLanes:
+    """The nonzero weights of a resource-strategy Dense laid out for ag::dense_resource_sparse: entry k = b*RF + r
+    is lane (multiplier) b's product in cycle r. Entries are sorted by output, then input, so each lane's RF
+    consecutive entries touch few outputs; the last lane is padded with zero weights."""
+
+    w: np.ndarray
+    rows: np.ndarray  # input index of each entry
+    cols: np.ndarray  # output index of each entry
+    nonzero: int
+    block_factor: int  # lanes = multipliers
+
+
+def sparse_resource(weights: np.ndarray, reuse_factor: int) -> bool:
+    """Whether a resource-strategy Dense uses the sparse kernel: when at least a quarter of its weights are zero
+    (each entry then also needs two 16-bit index ROM words, so a few stray zeros are not worth it), or when it has
+    zeros and the reuse factor does not divide the dense product count (the sparse layout takes any RF)."""
+    total, nonzero = weights.size, int(np.count_nonzero(weights))
+    if nonzero == total:
+        return False
+    return 4 * nonzero <= 3 * total or total % reuse_factor != 0
+
+
+def resource_lanes(weights: np.ndarray, reuse_factor: int) -> ResourceLanes:
+    cols, rows = np.nonzero(weights.T)  # column-major: by output, then input
+    nonzero = len(rows)
+    block_factor = max(-(-nonzero // reuse_factor), 1)
+    pad = block_factor * reuse_factor - nonzero
+    last_col = int(cols[-1]) if nonzero else 0
+    return ResourceLanes(np.concatenate([weights[rows, cols], np.zeros(pad)]),
+                         np.concatenate([rows, np.zeros(pad, rows.dtype)]),
+                         np.concatenate([cols, np.full(pad, last_col, cols.dtype)]), nonzero, block_factor)
+
+
 def check_supported(graph: Graph) -> None:
     """All the ops this slice of the HLS backend lacks, with node names, in one error."""
     missing: dict[str, list[str]] = {}
@@ -82,13 +116,19 @@ def check_supported(graph: Graph) -> None:
 
 
 def value_type(v: Value) -> FixedType:
+    """The fixed-point type of a tensor; integer and boolean tensors (a mask fed as int64) as the ap_fixed<W,W>
+    that holds them exactly."""
+    if isinstance(v.dtype, IntType):
+        return FixedType(v.dtype.bits, v.dtype.bits, v.dtype.signed, Rounding.TRN, Overflow.WRAP)
+    if isinstance(v.dtype, BoolType):
+        return FixedType(1, 1, False, Rounding.TRN, Overflow.WRAP)
     if not isinstance(v.dtype, FixedType):
         raise QuantizationError(f"tensor {v.name!r} has type {v.dtype}, not fixed point: the HLS backend needs a "
                                 "graph quantized by accelgen.quantize")
     return v.dtype
 
 
-class LayerBuilder(TransformerKernels):
+class LayerBuilder(ElementwiseKernels, TransformerKernels):
     """Builds the Layer of each node; `tensor_names` maps graph values to their C names."""
 
     fixed_type = staticmethod(value_type)
@@ -132,9 +172,12 @@ class LayerBuilder(TransformerKernels):
         if activation.op_type == "Relu":
             return "ag::relu_activation"
         table = node.op.param("activation_table")
+        if table is not None and activation.op_type == "Gelu":
+            struct = self._table(layer, node.op.param("accum"), table)[len("ag::table_activation<"):-1]
+            return f"ag::gelu_activation<{struct}>"
         if table is None or type(activation).lookup_fixed is not _Tabled.lookup_fixed:
             raise OptionError(f"{node.name}: fused activation {activation.op_type} has no HLS kernel in this "
-                              "version (Relu and plain table activations such as Sigmoid and Tanh)")
+                              "version (Relu, Gelu and plain table activations such as Sigmoid and Tanh)")
         return self._table(layer, node.op.param("accum"), table)
 
     def _table(self, layer: Layer, x: FixedType, table: LookupTable) -> str:
@@ -210,6 +253,19 @@ class LayerBuilder(TransformerKernels):
                           f"{layer.cname}_w_out, {bias});")
             layer.multipliers = int(np.count_nonzero(weights)) if len(nz) else 0
             layer.kernel = f"dense latency, {layer.multipliers} multipliers (zeros skipped)"
+        elif sparse_resource(weights, choice.reuse_factor):  # pruned: only the nonzero weights take turns
+            rf = choice.reuse_factor
+            lanes = resource_lanes(weights, rf)
+            layer.config += [("int", "reuse_factor", rf), ("int", "block_factor", lanes.block_factor),
+                             ("int", "n_nonzero", rf * lanes.block_factor)]
+            layer.arrays += [ConstArray(f"{layer.cname}_w", wt, exact_literals(lanes.w, w_type, f"{node.name} weights")),
+                             ConstArray(f"{layer.cname}_w_in", "unsigned short", [str(int(i)) for i in lanes.rows]),
+                             ConstArray(f"{layer.cname}_w_out", "unsigned short", [str(int(j)) for j in lanes.cols])]
+            layer.call = (f"ag::dense_resource_sparse<{layer.config_name}>({x}, {y}, {layer.cname}_w, "
+                          f"{layer.cname}_w_in, {layer.cname}_w_out, {bias});")
+            layer.multipliers = lanes.block_factor
+            layer.kernel = (f"dense resource sparse, reuse {rf}, {lanes.block_factor} multipliers for "
+                            f"{lanes.nonzero} nonzero weights")
         else:
             total = n_in * n_out
             if total % choice.reuse_factor:
@@ -273,25 +329,16 @@ class LayerBuilder(TransformerKernels):
         layer.call = f"ag::maxpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)});"
         layer.kernel = f"maxpool {g.kernel[0]}x{g.kernel[1]}"
 
-    def _add(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
-        a, b = node.inputs
-        if a.shape != b.shape:
-            raise OptionError(f"{node.name}: Add with broadcasting ({a.shape} + {b.shape}) has no HLS kernel in "
-                              "this version")
-        for v in (a, b):
-            if v.is_constant:
-                t = self._typedef(layer, f"const{len(layer.arrays)}", value_type(v))
-                layer.arrays.append(ConstArray(self.tensor_names[v.name], t,
-                                               exact_literals(v.data, value_type(v), f"{node.name} constant")))
-        n = node.outputs[0].type.numel
-        layer.call = f"ag::add<{n}>({self._x(node, 0)}, {self._x(node, 1)}, {self._y(node)});"
-        layer.kernel = "add"
-
     def _relu(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
         layer.call = f"ag::relu<{node.outputs[0].type.numel}>({self._x(node)}, {self._y(node)});"
         layer.kernel = "relu"
 
     def _copy(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        x, y = node.inputs[0].dtype, node.outputs[0].dtype
+        if node.op_type == "Cast" and isinstance(x, FixedType) and not isinstance(y, FixedType):
+            raise OptionError(f"{node.name}: Cast from fixed point to {y} has no HLS kernel (ONNX truncates toward "
+                              "zero; the kernels floor)")
+        value_type(node.inputs[0]), value_type(node.outputs[0])  # fixed point (or integers), or a clear error
         layer.call = f"ag::copy<{node.outputs[0].type.numel}>({self._x(node)}, {self._y(node)});"
         layer.kernel = "copy (layout unchanged)"
 

@@ -6,6 +6,7 @@ ag_attention.h) only assign to the named types."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,69 @@ from accelgen.ir.ops.fixed_math import NormalizedTable, Rescale, add_type, produ
 from accelgen.ir.types import FixedType
 
 TRANSFORMER_OPS = ("LayerNormalization", "Gelu", "MultiHeadAttention")
+
+
+def reuse_split(products: int, reuse_factor: int) -> tuple[int, int]:
+    """(multipliers, cycles) of `products` time-multiplexed by a reuse factor, as ag::dense_resource and
+    hls4ml: ceil(products / RF) multipliers over ceil(products / multipliers) cycles (fewer than RF when RF does not
+    divide; RF above `products` leaves one multiplier)."""
+    lanes = max(1, -(-products // reuse_factor))
+    return lanes, -(-products // lanes)
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """The sizes of one ag::multihead_attention and the multipliers each form instantiates."""
+
+    seq_q: int
+    embed_q: int
+    seq_kv: int
+    embed_kv: int
+    heads: int
+    head_dim: int
+    embed_out: int
+
+    @property
+    def width(self) -> int:
+        return self.heads * self.head_dim
+
+    def resource_split(self, reuse_factor: int) -> dict[str, tuple[int, int]]:
+        """(multipliers per cycle, cycles) of each stage of ag::multihead_attention_resource. A projection
+        (per token) shares its n_in n_out products as Dense resource does; Q.K (per query) computes
+        ceil(heads seq_kv / R) whole scores per cycle, head_dim multipliers each; P.V computes ceil(width / R) whole
+        outputs per cycle, seq_kv multipliers each."""
+        w, rf = self.width, reuse_factor
+        split = {"q": reuse_split(self.embed_q * w, rf), "k": reuse_split(self.embed_kv * w, rf),
+                 "v": reuse_split(self.embed_kv * w, rf), "o": reuse_split(w * self.embed_out, rf)}
+        scores_units, scores_cycles = reuse_split(self.heads * self.seq_kv, rf)
+        pv_units, pv_cycles = reuse_split(w, rf)
+        split["scores"] = (scores_units * self.head_dim, scores_cycles)
+        split["pv"] = (pv_units * self.seq_kv, pv_cycles)
+        return split
+
+    def config(self, reuse_factor: int) -> list[tuple[str, str, int]]:
+        """The resource kernel's CONFIG entries: lanes and cycles of each projection, units and cycles of Q.K and
+        P.V."""
+        split = self.resource_split(reuse_factor)
+        entries = [("int", "reuse_factor", reuse_factor)]
+        for stage in "qkvo":
+            entries += [("int", f"{stage}_lanes", split[stage][0]), ("int", f"{stage}_cycles", split[stage][1])]
+        entries += [("int", "scores_units", split["scores"][0] // self.head_dim),
+                    ("int", "scores_cycles", split["scores"][1]),
+                    ("int", "pv_units", split["pv"][0] // self.seq_kv), ("int", "pv_cycles", split["pv"][1])]
+        return entries
+
+    def multipliers(self, choice) -> int:
+        """What the kernel instantiates. Latency: one query's work at once (pipelined over the sequence, heads
+        unrolled): one token of each projection, all of Q.K and P.V, and per head and key the scale, log2(e) and
+        reciprocal products of the row softmax. Resource: each stage's shared multipliers plus one row (one head)
+        of scale and softmax."""
+        softmax_row = 3 * self.seq_kv
+        if choice.strategy == "resource":
+            return sum(n for n, _ in self.resource_split(choice.reuse_factor).values()) + softmax_row
+        w = self.width
+        return ((self.embed_q + 2 * self.embed_kv + self.embed_out) * w + 2 * self.seq_kv * w
+                + self.heads * softmax_row)
 
 
 class TransformerKernels:
@@ -90,10 +154,12 @@ class TransformerKernels:
 
     def _multiheadattention(self, layer, node, q, op, choice) -> None:
         xq, xkv = node.inputs[op.X_Q], node.inputs[op.X_KV]
-        if op.causal or node.inputs[op.MASK] is not None or xq.shape[0] != 1:
-            raise OptionError(f"{node.name}: only unmasked, non-causal attention with batch 1 has an HLS kernel in "
-                              "this version")
+        if xq.shape[0] != 1:
+            raise OptionError(f"{node.name}: only attention with batch 1 has an HLS kernel in this version")
+        if op.zero_masked_rows:
+            raise OptionError(f"{node.name}: attention that zeroes fully masked rows has no HLS kernel")
         self.fixed_type(xq), self.fixed_type(xkv), self.fixed_type(node.outputs[0])
+        mask = self._attention_mask(layer, node, op)
         width, seq_kv = op.num_heads * op.head_dim, xkv.shape[1]
         wo = node.inputs[op.W_O]
         scale = q.param("scores_scale")
@@ -102,13 +168,14 @@ class TransformerKernels:
         self._softmax_config(layer, node, q.param("exp"), q.param("reciprocal"), 1, seq_kv)
         types = {name: q.param(name) for name in ("q_accum", "k_accum", "v_accum", "q", "k", "v", "scores_accum",
                                                   "probs", "pv_accum", "heads", "out_accum")}
-        types.update(scale_pre=scale.pre or scale.x_type, scale=scale.constant.type, logits=scale.out)
+        types.update(scale_pre=scale.pre or scale.x_type, scale=scale.constant.type, logits=scale.out,
+                     masked=q.param("masked") if node.inputs[op.MASK] is not None else scale.out)
         for name, t in types.items():
             layer.config.append(("type", f"{name}_t", self._typedef(layer, name, t)))
         layer.config += [("int", "seq_q", xq.shape[1]), ("int", "embed_q", xq.shape[2]), ("int", "seq_kv", seq_kv),
                          ("int", "embed_kv", xkv.shape[2]), ("int", "width", width),
                          ("int", "embed_out", wo.shape[1]), ("int", "heads", op.num_heads),
-                         ("int", "head_dim", op.head_dim)]
+                         ("int", "head_dim", op.head_dim), ("unsigned", "causal", int(op.causal))]
         c = layer.cname
         names = []
         for slot in range(op.W_Q, op.B_O + 1):
@@ -120,10 +187,32 @@ class TransformerKernels:
         wq, wk, wv, bq, bk, bv, wo_name, bo = names
         layer.scalars.append((f"{c}_scale", f"{c}_scale_t",
                               exact_literals(scale.constant.array, scale.constant.type, "attention scale")[0]))
-        layer.call = (f"ag::multihead_attention<{layer.config_name}>({self._x(node, op.X_Q)}, "
-                      f"{self._x(node, op.X_KV)}, {self._y(node)}, {wq}, {wk}, {wv}, {bq}, {bk}, {bv}, {wo_name}, "
-                      f"{bo}, {c}_exp_table, {c}_recip_table, {c}_log2e, {c}_scale);")
-        # pipelined over the sequence (one token per II), heads unrolled: the multipliers of one token's work
-        layer.multipliers = (xq.shape[2] * width + 2 * xkv.shape[2] * width + 2 * seq_kv * width
-                             + width * wo.shape[1])
-        layer.kernel = f"multi-head attention, {op.num_heads} heads of {op.head_dim}, {seq_kv} keys"
+        shape = AttentionShape(xq.shape[1], xq.shape[2], seq_kv, xkv.shape[2], op.num_heads, op.head_dim,
+                               wo.shape[1])
+        kernel, form = "multihead_attention", "pipelined over queries"
+        if choice.strategy == "resource":  # every multiplier shared by the reuse factor (see ag_attention.h)
+            kernel, form = "multihead_attention_resource", f"resource, reuse {choice.reuse_factor}"
+            layer.config += shape.config(choice.reuse_factor)
+        layer.multipliers = shape.multipliers(choice)
+        masking = ", causal" if op.causal else ""
+        masking += ", additive mask" if node.inputs[op.MASK] is not None else ""
+        layer.kernel = (f"multi-head attention, {op.num_heads} heads of {op.head_dim}, {seq_kv} keys{masking}, "
+                        f"{form}, {layer.multipliers} multipliers")
+        layer.call = (f"ag::{kernel}<{layer.config_name}>({self._x(node, op.X_Q)}, {self._x(node, op.X_KV)}, "
+                      f"{mask}, {self._y(node)}, {wq}, {wk}, {wv}, {bq}, {bk}, {bv}, {wo_name}, {bo}, "
+                      f"{c}_exp_table, {c}_recip_table, {c}_log2e, {c}_scale);")
+
+    def _attention_mask(self, layer, node, op) -> str:
+        """The mask operand and its strides over (head, query, key) in the config; without a mask, one 0."""
+        mask = node.inputs[op.MASK]
+        if mask is None:
+            self._const(layer, f"{layer.cname}_no_mask", "ap_uint<1>", ["0"])
+            strides, name, size = (0, 0, 0), f"{layer.cname}_no_mask", 1
+        else:
+            shape = (1,) * (4 - len(mask.shape)) + tuple(mask.shape)  # broadcasts to [1, heads, seq_q, seq_kv]
+            row_major = np.cumprod((1,) + shape[:0:-1])[::-1]
+            strides = tuple(0 if d == 1 else int(s) for d, s in zip(shape[1:], row_major[1:]))
+            name, size = self._operand(layer, node, op.MASK), mask.type.numel
+        layer.config += [("unsigned", "mask_size", size), ("unsigned", "mask_h_stride", strides[0]),
+                         ("unsigned", "mask_s_stride", strides[1]), ("unsigned", "mask_t_stride", strides[2])]
+        return name

@@ -1,7 +1,9 @@
 """A generated HLS project: its folder, its configuration, and C simulation through g++ and ctypes.
 
 `build_csim()` compiles the firmware with csim/accelgen_csim.cpp into a shared library once (-O2), named by a hash
-of everything that goes into it, so a rebuilt or copied project reuses it; `predict()` runs batches through it."""
+of everything that goes into it, so a rebuilt or copied project reuses it; `predict()` runs batches through it. The
+library reads the weights from firmware/weights/*.bin when it is loaded (the literals are for synthesis), so large
+models compile in seconds."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from accelgen.errors import AccelgenError, InputError
 
 # -Wno-free-nonheap-object: GCC 12 runs that warning's analysis quadratically over the static initialisers of
 # large ap_fixed constant arrays (40 s instead of 4 s for the jet MLP); the firmware never frees anything.
-CXX_FLAGS = ("-std=c++14", "-O2", "-Wno-free-nonheap-object", "-shared", "-fPIC", "-isystem", "ap_types", "-Ifirmware")
+CXX_FLAGS = ("-std=c++14", "-O2", "-Wno-free-nonheap-object", "-shared", "-fPIC", "-pthread", "-isystem", "ap_types",
+             "-Ifirmware")
 
 
 class CsimBuildError(AccelgenError):
@@ -38,8 +41,9 @@ class HlsProject:
         return self.manifest["top"]
 
     def _sources(self) -> list[Path]:
-        return sorted([*(self.path / "firmware").rglob("*.h"), *(self.path / "firmware").rglob("*.cpp"),
-                       self.path / "csim" / "accelgen_csim.cpp"])
+        extra = [p for p in (self.path / "tb" / "load_weights.h", self.path / "csim" / "accelgen_csim.cpp")
+                 if p.is_file()]
+        return sorted([*(self.path / "firmware").rglob("*.h"), *(self.path / "firmware").rglob("*.cpp"), *extra])
 
     def build_csim(self) -> Path:
         """The C-simulation shared library, compiled if no build of these exact sources exists yet."""
@@ -69,6 +73,12 @@ class HlsProject:
             ports = len(self.manifest["inputs"]) + len(self.manifest["outputs"])
             lib.accelgen_csim_run.argtypes = [ctypes.POINTER(ctypes.c_double)] * ports + [ctypes.c_long]
             lib.accelgen_csim_run.restype = ctypes.c_int
+            lib.accelgen_csim_load_weights.argtypes = [ctypes.c_char_p]
+            lib.accelgen_csim_load_weights.restype = ctypes.c_char_p
+            missing = lib.accelgen_csim_load_weights(os.fsencode(self.path / "firmware" / "weights"))
+            if missing is not None:
+                raise InputError(f"the weight file firmware/weights/{missing.decode()}.bin of {self.path} is missing "
+                                 "or has the wrong size; regenerate the project")
             self._lib = lib
         return self._lib
 
@@ -95,14 +105,15 @@ class HlsProject:
             arrays.append(x)
         outs = {s["name"]: np.zeros((n, *_sample_shape(s["shape"])), np.float64) for s in self.manifest["outputs"]}
         pointers = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)) for a in [*arrays, *outs.values()]]
-        self._library().accelgen_csim_run(*pointers, n)
+        if self._library().accelgen_csim_run(*pointers, n) != 0:
+            raise CsimBuildError("the C simulation could not start its thread (pthread_create failed)")
         return outs
 
     def summary(self) -> str:
         m = self.manifest
         o = m["options"]
         head = (f"HLS project {self.path} (top {m['top']}, part {o['part']}, clock {o['clock_ns']} ns, "
-                f"strategy {o['strategy']}, reuse {o['reuse_factor']})")
+                f"strategy {o['strategy']}, reuse {o['reuse_factor']}, io {o['io']})")
         lines = [head]
         for layer in m["layers"]:
             lines.append(f"  {layer['index']:>3} {layer['op']:<10} {layer['node']}: {layer['kernel']}")

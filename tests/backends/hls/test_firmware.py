@@ -28,22 +28,42 @@ def strip_comments(text: str) -> str:
     return re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.DOTALL)
 
 
+def lint(name: str, text: str) -> list[str]:
+    """The constructs HLS cannot synthesize found in one firmware file."""
+    code, problems = strip_comments(text), []
+    for pattern, what in FORBIDDEN.items():
+        if re.search(pattern, code):
+            problems.append(f"{name}: {what}")
+    # recursion: a function whose body calls itself by name
+    for m in re.finditer(r"\b(\w+)\s*\([^;{)]*\)\s*(?:const\s*)?\{", code):
+        fn = m.group(1)
+        if fn not in ("if", "for", "switch") and re.search(rf"\b{fn}\s*[<(]", _body(code, m.end())):
+            problems.append(f"{name}: {fn} calls itself")
+    return problems
+
+
+def test_lint_finds_what_it_forbids():
+    bad = """int f(int n) { return n ? f(n - 1) : 0; }
+    void g(int *p) { int *q = new int[4]; static int count; while (p) { } }
+    template <class T> void h(const T &x) { y = apply(x); }  void apply(int x) { }"""
+    assert lint("bad.h", bad) == ["bad.h: dynamic allocation (new)", "bad.h: a loop without a static bound",
+                                  "bad.h: mutable static state", "bad.h: f calls itself"]
+
+
 @pytest.mark.parametrize("which", ["jet_project", "cnn_project"])
 def test_firmware_has_no_forbidden_constructs(which, request):
     project = request.getfixturevalue(which)
-    problems = []
-    for path in firmware_files(project):
-        code = strip_comments(path.read_text())
-        for pattern, what in FORBIDDEN.items():
-            if re.search(pattern, code):
-                problems.append(f"{path.name}: {what}")
-        # recursion: a function whose body calls itself by name
-        for m in re.finditer(r"\b(\w+)\s*\([^;{)]*\)\s*\{", code):
-            name = m.group(1)
-            body_end = code.find("\n}", m.end())
-            if name not in ("if", "for", "switch") and re.search(rf"\b{name}\s*[<(]", code[m.end():body_end]):
-                problems.append(f"{path.name}: {name} calls itself")
-    assert problems == []
+    assert [p for path in firmware_files(project) for p in lint(path.name, path.read_text())] == []
+
+
+def _body(code: str, start: int) -> str:
+    """The text from `start` (just after a function's opening brace) to its matching closing brace."""
+    depth = 1
+    for i in range(start, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[i], 0)
+        if depth == 0:
+            return code[start:i]
+    return code[start:]
 
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -86,8 +106,51 @@ def test_weights_are_exact_literals(jet_graph, jet_project):
     _, q, _ = jet_graph
     import numpy as np
 
-    text = (jet_project.path / "firmware" / "weights" / "l0_dense.h").read_text()
+    text = (jet_project.path / "firmware" / "weights" / "l0_dense.h").read_text().split("#else", 1)[1]
     body = text.split("l0_dense_w[", 1)[1].split("};", 1)[0].split("{", 1)[1]
     values = np.array([float(v) for v in body.replace("\n", " ").split(",") if v.strip()])
     w = q.nodes[0].inputs[1].data
     np.testing.assert_array_equal(values, w[np.nonzero(w)])
+
+
+def test_weight_files_hold_the_literals(jet_project):
+    """The C simulation reads firmware/weights/*.bin; synthesis compiles the literals: the same numbers."""
+    import numpy as np
+
+    weights = jet_project.path / "firmware" / "weights"
+    text = strip_comments((weights / "l1_dense.h").read_text()).split("#else", 1)[1]
+    arrays = re.findall(r"static const [^=\[]*?(\w+)\[(\d+)\] = \{([^}]*)\}", text)
+    assert {name for name, _, _ in arrays} == {"l1_dense_w", "l1_dense_w_in", "l1_dense_w_out", "l1_dense_b"}
+    for name, size, body in arrays:
+        literals = np.array([float(v) for v in body.replace("\n", " ").split(",") if v.strip()])
+        stored = np.fromfile(weights / f"{name}.bin", "<f8")
+        assert len(stored) == int(size)
+        np.testing.assert_array_equal(stored, literals)
+
+
+def test_missing_weight_file_is_a_clear_error(jet_graph, tmp_path):
+    from accelgen.backends.hls import HlsProject, compile
+    from accelgen.errors import InputError
+
+    project = compile(jet_graph[1], out_dir=tmp_path / "p")
+    (project.path / "firmware" / "weights" / "l2_dense_w.bin").write_bytes(b"\0" * 8)  # too short
+    with pytest.raises(InputError, match=r"firmware/weights/l2_dense_w.bin .* missing or has the wrong size"):
+        HlsProject.open(project.path).predict({"input": jet_graph[2]["input"][:2]})
+
+
+def test_build_script_and_readme_run_without_editing(jet_project):
+    p, top = jet_project.path, jet_project.top
+    tcl = (p / "build_prj.tcl").read_text()
+    for line in (f"open_project -reset {top}_prj", f"set_top {top}",
+                 f'add_files firmware/{top}.cpp -cflags "-std=c++14" -csimflags "-DAG_CSIM_WEIGHT_FILES"',
+                 f'add_files -tb tb/{top}_test.cpp -cflags "-std=c++14 -DAG_CSIM_WEIGHT_FILES"',
+                 "add_files -tb tb_data", "add_files -tb firmware/weights", "csynth_design", "cosim_design",
+                 "export_design -format ip_catalog"):
+        assert line in tcl, line
+    # every path the script names exists in the project, relative to it (vitis_hls runs from the folder)
+    for rel in re.findall(r"add_files (?:-tb )?(\S+)", tcl):
+        assert (p / rel).exists(), rel
+    readme = (p / "README.md").read_text()
+    assert "vitis_hls -f build_prj.tcl" in readme and f"tb/{top}_test.cpp" in readme
+    test = (p / "tb" / f"{top}_test.cpp").read_text()
+    assert f'#include "../firmware/{top}.h"' in test  # found from tb/ without -I flags, as csim_design compiles

@@ -2,6 +2,7 @@
 still equals the fixed-point interpreter bit for bit."""
 
 import numpy as np
+import pytest
 
 import accelgen
 from accelgen.backends.hls import compile
@@ -24,3 +25,25 @@ def test_jet_mlp_pruned_75_percent(jet_graph, jet_project, tmp_path):
     np.testing.assert_array_equal(y, interpreter(q, "input", x))
     dense = np.concatenate([accelgen.run(g, {"input": x[i:i + 1]})["output"] for i in range(len(x))])
     assert (y.argmax(1) == dense.argmax(1)).mean() >= 0.98
+
+
+@pytest.fixture(scope="module")
+def pruned_jet(jet_graph):
+    g, _, calib = jet_graph
+    return accelgen.quantize(accelgen.prune(accelgen.optimize(g), 0.75), calib)
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 3, 8, 64])
+def test_resource_strategy_skips_zero_weights(pruned_jet, tmp_path, reuse_factor):
+    """Resource strategy on a pruned model: ceil(nonzero / RF) multipliers per layer (any RF, no divisor needed),
+    bit-exact, and the estimate counts the same multipliers."""
+    q = pruned_jet
+    project = compile(q, out_dir=tmp_path / "prj", strategy="resource", reuse_factor=reuse_factor)
+    dense_nodes = [n for n in q.nodes if n.op_type == "Dense"]
+    expected = [-(-int(np.count_nonzero(n.inputs[1].data)) // reuse_factor) for n in dense_nodes]
+    assert [layer["multipliers"] for layer in project.manifest["layers"] if layer["op"] == "Dense"] == expected
+    x, _ = jets(200, seed=12)
+    np.testing.assert_array_equal(project.predict({"input": x})["output"], interpreter(q, "input", x))
+    report = accelgen.estimate(q, target="hls", strategy="resource", reuse_factor=reuse_factor)
+    dsp = [row.dsp for row, n in zip(report.layers, q.nodes) if n.op_type == "Dense"]
+    assert dsp == expected  # 16-bit products: one DSP each

@@ -30,7 +30,7 @@ void conv2d(const X x[CONFIG::in_c * CONFIG::in_h * CONFIG::in_w],
                         }
                     }
                 }
-                y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow] = CONFIG::activation::apply(acc);
+                CONFIG::activation::store(acc, y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
             }
         }
     }

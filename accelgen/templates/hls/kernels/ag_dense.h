@@ -15,6 +15,7 @@ void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens 
                    const typename CONFIG::weight_t nz_w[CONFIG::n_nonzero], const unsigned short nz_in[CONFIG::n_nonzero],
                    const unsigned short nz_out[CONFIG::n_nonzero], const typename CONFIG::bias_t bias[CONFIG::n_out]) {
     for (unsigned t = 0; t < CONFIG::tokens; t++) {
+#pragma HLS PIPELINE II = 1
         typename CONFIG::accum_t acc[CONFIG::n_out];
 #pragma HLS ARRAY_PARTITION variable = acc complete
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
@@ -27,7 +28,7 @@ void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens 
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            y[t * CONFIG::n_out + j] = CONFIG::activation::apply(acc[j]);
+            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
         }
     }
 }
@@ -55,7 +56,37 @@ void dense_resource(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            y[t * CONFIG::n_out + j] = CONFIG::activation::apply(acc[j]);
+            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
+        }
+    }
+}
+
+// Resource, sparse weights: only the nonzero weights take turns. Entry k = b * reuse_factor + r is multiplier b's
+// product in cycle r (the generator sorted entries by output and padded the last lane with zero weights), so
+// block_factor = ceil(nonzero / reuse_factor) multipliers exist.
+template <class CONFIG, class X, class Y>
+void dense_resource_sparse(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens * CONFIG::n_out],
+                           const typename CONFIG::weight_t nz_w[CONFIG::n_nonzero],
+                           const unsigned short nz_in[CONFIG::n_nonzero], const unsigned short nz_out[CONFIG::n_nonzero],
+                           const typename CONFIG::bias_t bias[CONFIG::n_out]) {
+    for (unsigned t = 0; t < CONFIG::tokens; t++) {
+        typename CONFIG::accum_t acc[CONFIG::n_out];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            acc[j] = bias[j];
+        }
+        for (unsigned r = 0; r < CONFIG::reuse_factor; r++) {
+#pragma HLS PIPELINE II = 1
+            for (unsigned b = 0; b < CONFIG::block_factor; b++) {
+#pragma HLS UNROLL
+                const unsigned k = b * CONFIG::reuse_factor + r;
+                acc[nz_out[k]] += x[t * CONFIG::n_in + nz_in[k]] * nz_w[k];
+            }
+        }
+        for (unsigned j = 0; j < CONFIG::n_out; j++) {
+#pragma HLS UNROLL
+            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
         }
     }
 }

@@ -11,15 +11,7 @@ namespace ag {
 template <class TABLE, unsigned N, class X, class Y> void gelu(const X x[N], Y y[N]) {
     for (unsigned k = 0; k < N; k++) {
 #pragma HLS UNROLL
-        const typename TABLE::floor_t scaled = x[k] * TABLE::scale();  // AP_TRN to an integer type: floor
-        const long long i = scaled.to_int64() - TABLE::offset;
-        if (i < 0) {
-            y[k] = 0;
-        } else if (i >= TABLE::size) {
-            y[k] = x[k];
-        } else {
-            y[k] = TABLE::lookup(i);
-        }
+        gelu_activation<TABLE>::store(x[k], y[k]);
     }
 }
 

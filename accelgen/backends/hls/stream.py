@@ -1,0 +1,181 @@
+"""The io stream design: every layer a DATAFLOW process joined to the others by `hls::stream` FIFOs.
+
+Each process reads its input streams into local arrays, runs the same kernel call as the io parallel design, and
+writes its output array to one FIFO per consumer (a stream has exactly one reader). A stream element is a frame of
+a tensor's last dimension (a token's features, an image row), so the top-level ports are AXI streams of frames.
+
+A convolution whose input comes from another layer reads it as pixel frames (the channels of one pixel, raster
+order) through a line buffer instead (ag_stream_conv.h): it computes each output row once the input rows it needs
+have arrived, keeping only those rows. Every process still writes only after its computation, so each FIFO is as
+deep as its tensor has frames: then no order in which the hardware runs the processes can deadlock. Every decision
+is made here; top_stream.cpp.j2 only prints it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from accelgen.errors import OptionError
+from accelgen.ir.graph import Graph, Value
+
+CONV_CALL = re.compile(r"ag::conv2d<(\w+)>\((\w+), (\w+), (\w+), (\w+)\);")  # layers.py's parallel conv call
+COMPLETE_PARTITION_MAX = 1024  # local arrays up to this size are split into registers; larger ones by frame slot
+
+
+@dataclass
+class Fifo:
+    name: str
+    frame_t: str
+    depth: int
+
+
+@dataclass
+class Transfer:
+    """A whole-tensor move between a local array and a FIFO: ag::<function><size, frame>(...), function
+    read_frames, write_frames or write_pixels (frame = the channel count)."""
+
+    array: str
+    fifo: str
+    size: int
+    frame: int
+    function: str
+
+
+@dataclass
+class LocalArray:
+    ctype: str
+    cname: str
+    size: int
+    partition: str
+    original: str
+
+
+@dataclass
+class Stage:
+    name: str
+    comment: str
+    params: list[tuple[str, str]] = field(default_factory=list)  # (frame type, FIFO name), in call order
+    arrays: list[LocalArray] = field(default_factory=list)
+    reads: list[Transfer] = field(default_factory=list)
+    call: str = ""
+    writes: list[Transfer] = field(default_factory=list)
+
+
+@dataclass
+class StreamPlan:
+    stages: list[Stage]
+    fifos: list[Fifo]  # the internal FIFOs (ports are the top's parameters)
+    frame_types: list[tuple[str, str, int, str]]  # (frame typedef, element type, frame size, tensor)
+
+
+def port_stream(cname: str) -> str:
+    """The top-level stream port of a graph input or output (its C name, the tensor's, names the local array)."""
+    return f"{cname}_stream"
+
+
+def frame_size(v: Value) -> int:
+    """Values per stream element: the last dimension (the whole tensor for a scalar)."""
+    return int(v.shape[-1]) if v.shape else 1
+
+
+def plan_stream(graph: Graph, names: dict[str, str], layers) -> StreamPlan:
+    """`names` maps graph values to C names; `layers` are the built Layers in node order."""
+    inputs = {v.name for v in graph.inputs}
+    ports = {port_stream(names[v.name]) for v in (*graph.inputs, *graph.outputs)}
+    streamed = [v for v in graph.inputs] + [v for n in graph.nodes for v in n.outputs if v is not None]
+    outputs = {v.name for v in graph.outputs}
+    for v in graph.inputs:
+        if v.name in outputs:
+            raise OptionError(f"io stream: graph input {v.name!r} is also an output; there is no layer between them")
+        if not v.users:
+            raise OptionError(f"io stream: graph input {v.name!r} is used by no layer, so nothing would read its "
+                              "stream")
+
+    def frame_t(v: Value) -> str:
+        return f"{names[v.name]}_frame_t"
+
+    # one FIFO per (tensor, consumer); a graph output's last consumer is its port, and a graph input read by one
+    # layer is read from its port directly
+    stage_names = {id(n): layer.cname for n, layer in zip(graph.nodes, layers)}
+    consumers: dict[str, list[str]] = {}
+    fifo_of: dict[tuple[str, str], str] = {}
+    for v in streamed:
+        consumers[v.name] = [stage_names[id(u)] for u in v.users] + (["port"] if v.name in outputs else [])
+        direct = v.name in inputs and len(consumers[v.name]) == 1
+        for c in consumers[v.name]:
+            fifo_of[v.name, c] = port_stream(names[v.name]) if c == "port" or direct else f"{names[v.name]}_to_{c}"
+    pixels = {fifo_of[node.inputs[0].name, layer.cname] for node, layer in zip(graph.nodes, layers)
+              if _line_buffered(node, layer) and fifo_of[node.inputs[0].name, layer.cname] not in ports}
+    fifos: list[Fifo] = []
+    stages: list[Stage] = []
+    for v in graph.inputs:  # an input read by several layers is copied to each by a fan-out process
+        if len(consumers[v.name]) > 1:
+            split = Stage(f"{names[v.name]}_fanout", f"copies input {v.name} to its {len(consumers[v.name])} readers",
+                          call="// no kernel: the input goes to each reader")
+            _read(split, v, names, frame_t(v), port_stream(names[v.name]))
+            _write(split, v, names, [fifo_of[v.name, c] for c in consumers[v.name]], fifos, ports, pixels)
+            stages.append(split)
+    for node, layer in zip(graph.nodes, layers):
+        stage = Stage(f"{layer.cname}_stage", f"{node.name} ({node.op_type}): {layer.kernel}", call=layer.call)
+        seen = set()
+        for v in node.inputs:  # a tensor used twice by one node (self-attention's x) is read once
+            if v is None or v.is_constant or v.name in seen:
+                continue
+            seen.add(v.name)
+            fifo = fifo_of[v.name, layer.cname]
+            if fifo in pixels:  # the line-buffered convolution reads the FIFO itself
+                config, _, y, w, b = CONV_CALL.fullmatch(layer.call).groups()
+                stage.params.append((pixel_t(names[v.name]), fifo))
+                stage.call = f"ag::conv2d_line_buffer<{config}>({fifo}, {y}, {w}, {b});"
+                stage.comment = f"{node.name} ({node.op_type}): line-buffered, {layer.kernel}"
+                continue
+            _read(stage, v, names, frame_t(v), fifo)
+        for v in node.outputs:
+            if v is None:
+                continue
+            stage.arrays.append(_local(v, names))
+            _write(stage, v, names, [fifo_of[v.name, c] for c in consumers.get(v.name, [])], fifos, ports, pixels)
+        stages.append(stage)
+    frame_types = [(frame_t(v), f"{names[v.name]}_t", frame_size(v), v.name) for v in streamed]
+    pixel_tensors = {v.name: v for v in streamed if any(fifo_of[v.name, c] in pixels for c in consumers[v.name])}
+    frame_types += [(pixel_t(names[v.name]), f"{names[v.name]}_t", int(v.shape[1]), f"{v.name}, by pixel")
+                    for v in pixel_tensors.values()]
+    return StreamPlan(stages, fifos, frame_types)
+
+
+def pixel_t(cname: str) -> str:
+    return f"{cname}_pixel_t"
+
+
+def _line_buffered(node, layer) -> bool:
+    """A 2-D convolution with the parallel kernel's call (batch 1, group 1, NCHW) can read pixel frames."""
+    x = node.inputs[0]
+    return (node.op_type in ("Conv", "FusedConv") and CONV_CALL.fullmatch(layer.call) is not None
+            and len(x.shape) == 4 and x.shape[0] == 1)
+
+
+def _local(v: Value, names: dict[str, str]) -> LocalArray:
+    size = v.type.numel
+    partition = "complete" if size <= COMPLETE_PARTITION_MAX else f"cyclic factor = {frame_size(v)}"
+    return LocalArray(f"{names[v.name]}_t", names[v.name], size, partition, v.name)
+
+
+def _read(stage: Stage, v: Value, names, frame_t: str, fifo: str) -> None:
+    stage.params.append((frame_t, fifo))
+    stage.arrays.append(_local(v, names))
+    stage.reads.append(Transfer(names[v.name], fifo, v.type.numel, frame_size(v), "read_frames"))
+
+
+def _write(stage: Stage, v: Value, names, targets: list[str], fifos: list[Fifo], ports: set[str],
+           pixels: set[str]) -> None:
+    """Writes to each reader's FIFO, by pixel for a line-buffered convolution, by frame otherwise."""
+    cname, n = names[v.name], v.type.numel
+    for fifo in targets:
+        by_pixel = fifo in pixels
+        frame = int(v.shape[1]) if by_pixel else frame_size(v)
+        kind = pixel_t(cname) if by_pixel else f"{cname}_frame_t"
+        stage.params.append((kind, fifo))
+        stage.writes.append(Transfer(cname, fifo, n, frame, "write_pixels" if by_pixel else "write_frames"))
+        if fifo not in ports:
+            fifos.append(Fifo(fifo, kind, n // frame))

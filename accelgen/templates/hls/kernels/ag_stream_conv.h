@@ -1,0 +1,87 @@
+// accelgen HLS kernels: the io stream design's line-buffered 2-D convolution (NCHW, batch 1, group 1). The input
+// arrives as pixel frames (the in_c values of one pixel, raster order); each output row is computed as soon as the
+// last input row its windows reach has arrived, and only the rows a window can still reach are kept (a ring of
+// (k_h - 1) * dilation_h + 1 rows instead of the whole image). The arithmetic is ag::conv2d's: exact accumulator,
+// padding contributes nothing, one rounding at the store, so the outputs are identical.
+#ifndef AG_STREAM_CONV_H_
+#define AG_STREAM_CONV_H_
+
+#include "ag_common.h"
+#include "ag_stream.h"
+
+namespace ag {
+
+template <class CONFIG> struct conv_lines {
+    static const int rows = (CONFIG::k_h - 1) * CONFIG::dilation_h + 1;
+};
+
+// The last input row output row `oh` reads, clipped to the image (rows past either edge are padding).
+template <class CONFIG> int conv_last_row(int oh) {
+    const int last = oh * CONFIG::stride_h - CONFIG::pad_top + (CONFIG::k_h - 1) * CONFIG::dilation_h;
+    return last < 0 ? 0 : (last >= CONFIG::in_h ? CONFIG::in_h - 1 : last);
+}
+
+template <class CONFIG, class X, class Y>
+void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c], int oh,
+                Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
+                const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::in_c * CONFIG::k_h * CONFIG::k_w],
+                const typename CONFIG::bias_t bias[CONFIG::out_c]) {
+    for (int ow = 0; ow < CONFIG::out_w; ow++) {
+#pragma HLS PIPELINE II = 1
+        for (int m = 0; m < CONFIG::out_c; m++) {
+            typename CONFIG::accum_t acc = bias[m];
+            for (int c = 0; c < CONFIG::in_c; c++) {
+                for (int kh = 0; kh < CONFIG::k_h; kh++) {
+                    const int ih = oh * CONFIG::stride_h - CONFIG::pad_top + kh * CONFIG::dilation_h;
+                    for (int kw = 0; kw < CONFIG::k_w; kw++) {
+                        const int iw = ow * CONFIG::stride_w - CONFIG::pad_left + kw * CONFIG::dilation_w;
+                        if (ih >= 0 && ih < CONFIG::in_h && iw >= 0 && iw < CONFIG::in_w) {
+                            acc += lines[ih % conv_lines<CONFIG>::rows][iw][c] *
+                                   w[((m * CONFIG::in_c + c) * CONFIG::k_h + kh) * CONFIG::k_w + kw];
+                        }
+                    }
+                }
+            }
+            CONFIG::activation::store(acc, y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
+        }
+    }
+}
+
+template <class CONFIG, class X, class Y>
+void conv2d_line_buffer(hls::stream<frame<X, CONFIG::in_c> > &in, Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
+                        const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::in_c * CONFIG::k_h * CONFIG::k_w],
+                        const typename CONFIG::bias_t bias[CONFIG::out_c]) {
+    X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c];
+#pragma HLS ARRAY_PARTITION variable = lines complete dim = 3
+    int oh = 0;
+    for (int ih = 0; ih < CONFIG::in_h; ih++) {
+        for (int iw = 0; iw < CONFIG::in_w; iw++) {
+#pragma HLS PIPELINE II = 1
+            const frame<X, CONFIG::in_c> pixel = in.read();
+            for (int c = 0; c < CONFIG::in_c; c++) {
+#pragma HLS UNROLL
+                lines[ih % conv_lines<CONFIG>::rows][iw][c] = pixel[c];
+            }
+        }
+        for (; oh < CONFIG::out_h && conv_last_row<CONFIG>(oh) <= ih; oh++) {
+            conv2d_row<CONFIG>(lines, oh, y, w, bias);
+        }
+    }
+}
+
+// A whole NCHW tensor of N values, C channels, written as N / C pixel frames in raster order.
+template <unsigned N, unsigned C, class T> void write_pixels(const T y[N], hls::stream<frame<T, C> > &out) {
+    for (unsigned p = 0; p < N / C; p++) {
+#pragma HLS PIPELINE II = 1
+        frame<T, C> v;
+        for (unsigned c = 0; c < C; c++) {
+#pragma HLS UNROLL
+            v[c] = y[c * (N / C) + p];
+        }
+        out.write(v);
+    }
+}
+
+} // namespace ag
+
+#endif
