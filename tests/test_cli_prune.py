@@ -1,5 +1,7 @@
 """`accelgen prune`: report table, --out ONNX, clear one-line errors (exit 2)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,27 @@ def test_layers_limits_pruning(capsys):
     assert main(["prune", MLP, "--layers", "/net/net.0/Gemm_0_0", "--sparsity", "0.5", "--scope", "layer"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "50.0%" in next(l for l in lines if l.startswith("/net/net.0/")) and "0.0%" in lines[2]
+
+
+def test_estimate_and_compile_prune_first(calib, tmp_path, capsys):
+    assert main(["estimate", MLP, "--calibration", str(calib)]) == 0
+    dense = capsys.readouterr().out
+    assert main(["estimate", MLP, "--calibration", str(calib), "--prune", "0.75"]) == 0
+    pruned = capsys.readouterr().out
+    assert "75.0%" in pruned and "calibration samples the reconstruction fitted" in pruned
+    dsp = lambda text: int(text.split("DSP ")[1].split()[0])
+    assert dsp(pruned) < 0.3 * dsp(dense)
+    out = tmp_path / "prj"
+    assert main(["compile", MLP, "--out", str(out), "--calibration", str(calib), "--prune-method", "nm"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "50.0%" in capsys.readouterr().out and manifest["multipliers"] <= 4256 // 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prune", "1.5"], "sparsity must be in [0, 1)"),
+    (["--prune-method", "nm", "--prune", "0.75"], "contradicts --prune-n-m"),
+    (["--prune-method", "block", "--prune-block", "3x4"], "does not divide"),
+])
+def test_estimate_prune_errors(args, message, capsys):
+    assert main(["estimate", MLP, *args]) == 2
+    assert message in capsys.readouterr().err

@@ -12,7 +12,12 @@ import os
 import sys
 
 import accelgen
-from accelgen.cli.backend import add_backend_flags, cmd_compile, cmd_estimate
+from accelgen.cli.backend import (
+    add_backend_flags,
+    add_report_flags,
+    cmd_compile,
+    cmd_estimate,
+)
 from accelgen.cli.basic import cmd_inspect, cmd_ops, cmd_optimize, cmd_run
 from accelgen.cli.common import USER_ERROR, input_shapes, load_inputs, parse_shape
 from accelgen.cli.prune import add_prune_flags, cmd_prune
@@ -87,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_compile)
     s = model_command("estimate", "latency and resource estimate without synthesis (--target hls)")
     add_backend_flags(s)
+    add_report_flags(s)
     s.set_defaults(func=cmd_estimate)
     s = sub.add_parser("ops", help="list the supported ONNX op types", parents=[common])
     s.set_defaults(func=cmd_ops)

@@ -11,6 +11,9 @@ from accelgen.cli.quantize import load_for_samples, read_samples
 from accelgen.errors import OptionError
 from accelgen.passes.prune import prune_report
 
+CALIBRATION_CAVEAT = ("(errors measured on the calibration samples the reconstruction fitted; with few samples they "
+                      "flatter the pruned model: check on held-out data, e.g. accelgen quantize/run)")
+
 
 def add_prune_flags(s) -> None:
     s.add_argument("--sparsity", type=float, metavar="S", help="fraction of weights zeroed, in [0, 1) (default 0.75; "
@@ -36,19 +39,52 @@ def _pair(text: str, flag: str, seps: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def add_compile_prune_flags(s) -> None:
+    """compile/estimate: prune the float model first (reconstructing from --calibration when given)."""
+    s.add_argument("--prune", type=float, metavar="S", help="prune first: fraction of weights zeroed, in [0, 1) "
+                   "(with --prune-method nm the N:M ratio fixes it)")
+    s.add_argument("--prune-method", choices=("magnitude", "nm", "block"), help="what pruning removes (default "
+                   "magnitude; giving it turns pruning on)")
+    s.add_argument("--prune-n-m", default="2:4", metavar="N:M", help="--prune-method nm: keep N of every M inputs")
+    s.add_argument("--prune-block", default="4x4", metavar="RxC", help="--prune-method block: block of the "
+                   "[inputs, outputs] weight matrix")
+
+
+def _request(method: str, sparsity, n_m_text: str, block_text: str, heads: bool, flags: tuple[str, str, str]):
+    """(sparsity, n_m, block) from the flags; `flags` names the sparsity, N:M and block flags for errors."""
+    n_m = _pair(n_m_text, flags[1], ":x")
+    block = _pair(block_text, flags[2], "x:")
+    if method == "nm" and not heads:
+        implied = 1 - n_m[0] / n_m[1] if n_m[1] else 0.0
+        if sparsity is not None and abs(sparsity - implied) > 1e-9:
+            raise OptionError(f"{flags[0]} {sparsity} contradicts {flags[1]} {n_m_text} (which zeroes "
+                              f"{implied:.0%}); give one")
+        sparsity = 0.0 if sparsity is None else sparsity
+    return (0.75 if sparsity is None else sparsity), n_m, block
+
+
+def prune_for_backend(args, graph):
+    """The graph compile/estimate work on: pruned first when --prune/--prune-method is given (the pruning report
+    goes to the terminal), else unchanged."""
+    if args.prune is None and args.prune_method is None:
+        return graph
+    method = args.prune_method or "magnitude"
+    sparsity, n_m, block = _request(method, args.prune, args.prune_n_m, args.prune_block, False,
+                                    ("--prune", "--prune-n-m", "--prune-block"))
+    calibration = read_samples(args.calibration, "--calibration") if getattr(args, "calibration", None) else None
+    dense = accelgen.optimize(graph)
+    pruned = accelgen.prune(dense, sparsity=sparsity, method=method, n_m=n_m, block=block, calibration=calibration)
+    print(prune_report(dense, pruned, calibration).text())
+    if calibration is not None:
+        print(CALIBRATION_CAVEAT)
+    return pruned
+
+
 def cmd_prune(args) -> int:
     from accelgen.frontend.onnx.exporter import export
 
-    n_m = _pair(args.n_m, "--n-m", ":x")
-    block = _pair(args.block, "--block", "x:")
-    sparsity = args.sparsity
-    if args.method == "nm" and not args.heads:
-        implied = 1 - n_m[0] / n_m[1] if n_m[1] else 0.0
-        if sparsity is not None and abs(sparsity - implied) > 1e-9:
-            raise OptionError(f"--sparsity {sparsity} contradicts --n-m {args.n_m} (which zeroes {implied:.0%}); "
-                              "give one")
-        sparsity = 0.0 if sparsity is None else sparsity
-    sparsity = 0.75 if sparsity is None else sparsity
+    sparsity, n_m, block = _request(args.method, args.sparsity, args.n_m, args.block, args.heads,
+                                    ("--sparsity", "--n-m", "--block"))
     out = Path(args.out) if args.out is not None else None
     if out is not None:
         if out.is_dir():
@@ -64,8 +100,8 @@ def cmd_prune(args) -> int:
     pruned = accelgen.prune(graph, sparsity=sparsity, method=args.method, n_m=n_m, block=block,
                             calibration=calibration, layers=args.layers, scope=args.scope, heads=args.heads)
     print(prune_report(graph, pruned, calibration).text())
-    if calibration is None:
-        print("(give --calibration to measure the output error and to reconstruct the remaining weights)")
+    print(CALIBRATION_CAVEAT if calibration is not None else
+          "(give --calibration to measure the output error and to reconstruct the remaining weights)")
     if out is not None:
         export(pruned, out, force=args.force)
         print(f"wrote the pruned model to {out}")

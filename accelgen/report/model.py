@@ -57,6 +57,17 @@ class Report:
         d["utilization"] = self.utilization
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        fields = {k: v for k, v in d.items() if k not in ("latency_ns", "utilization", "layers")}
+        return cls(**fields, layers=[LayerEstimate(**row) for row in d["layers"]])
+
+    @classmethod
+    def from_json(cls, path) -> Report:
+        from pathlib import Path
+
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
     def to_json(self, path=None, indent: int = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
@@ -70,6 +81,26 @@ class Report:
         return (f"{self.model} on {self.part} @ {self.clock_ns:g} ns: latency {self.latency_cycles} cycles "
                 f"({self.latency_ns:g} ns), II {self.ii}; DSP {self.dsp} ({u['dsp']:.1%}), LUT {self.lut} "
                 f"({u['lut']:.1%}), FF {self.ff} ({u['ff']:.1%}), BRAM18 {self.bram18} ({u['bram18']:.1%})")
+
+    def to_text(self, width: int = 48) -> str:
+        """An aligned table for the terminal: one row per layer, the total, utilization and warnings."""
+        head = ("layer", "op", "latency", "II", "DSP", "LUT", "FF", "BRAM18")
+        body = [(_clip(r.name, width), r.op, r.latency_cycles, r.ii, r.dsp, r.lut, r.ff, r.bram18)
+                for r in self.layers]
+        total = ("total", "", self.latency_cycles, self.ii, self.dsp, self.lut, self.ff, self.bram18)
+        u = self.utilization
+        used = ("% of part", "", "", "", *(f"{u[k]:.1%}" for k in RESOURCES))
+        table = [head, *body, total, used]
+        cols = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+
+        def line(row):
+            return "  ".join(str(v).ljust(cols[i]) if i < 2 else str(v).rjust(cols[i]) for i, v in enumerate(row))
+
+        rule = "  ".join("-" * c for c in cols)
+        lines = [self.summary(), "", line(head), rule, *map(line, body), rule, line(total), line(used)]
+        if self.warnings:
+            lines += ["", f"warnings ({len(self.warnings)}):", *[f"  - {w}" for w in self.warnings]]
+        return "\n".join(lines) + "\n"
 
     def to_markdown(self) -> str:
         lines = [f"# Estimate: {self.model} ({self.target})", "", self.summary(), "",
@@ -93,3 +124,7 @@ class Report:
 
             Path(path).write_text(text)
         return text
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]

@@ -54,3 +54,28 @@ def test_html_svgs_are_well_formed(report):
     for svg in svgs:
         root = ET.fromstring(svg)
         assert root.tag.endswith("svg") and float(root.get("width")) > 0
+
+
+def test_text_table_for_the_terminal(report):
+    text = report.to_text()
+    lines = text.splitlines()
+    assert lines[0] == report.summary()
+    header = next(line for line in lines if line.startswith("layer"))
+    assert header.split() == ["layer", "op", "latency", "II", "DSP", "LUT", "FF", "BRAM18"]
+    total = next(line for line in lines if line.startswith("total"))
+    assert total.split() == ["total", "8", "1", "105", "2900", "400", "2"]
+    assert "6.1%" in text and "- DSP at 90% of the part" in text
+    assert len({len(line) for line in lines[2:5]}) == 1  # aligned columns
+
+
+def test_from_json_gives_the_same_report(report, tmp_path):
+    report.to_json(tmp_path / "r.json")
+    again = Report.from_json(tmp_path / "r.json")
+    assert again == report and again.to_markdown() == report.to_markdown()
+
+
+def test_long_layer_names_keep_both_ends_in_chart_labels(report):
+    report.layers[0].name = "/blocks.11/attention/self/query_key_value_projection/MatMul_0"
+    html = report.to_html()
+    assert "/blocks.11/" in html and "MatMul_0</text>" in html and "\u2026" in html
+    assert f"<title>{report.layers[0].name}</title>" in html  # the full name as the tooltip

@@ -175,8 +175,46 @@ def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_
         bram, rom_lut, _, _ = rom(iterations, w_w * multipliers, 1, timing)
         lut += rom_lut
     ff = n_out * acc_w + multipliers * (x_w + w_w)
-    return Cost(delay_ns=delay, cycles=iterations * tokens - 1, ii=iterations * tokens, dsp=dsp, lut=lut, ff=ff,
+    # the token loop around the pipelined reuse loop is not pipelined itself (the accumulator reset and the
+    # output loop make the nest imperfect): every token but the last also drains the pipeline and re-enters it
+    cycles = iterations * tokens - 1 + (tokens - 1) * (max(timing.stages(delay), 1) + 1)
+    return Cost(delay_ns=delay, cycles=cycles, ii=cycles + 1, dsp=dsp, lut=lut, ff=ff,
                 bram18=bram, notes=[f"{multipliers} multipliers x {iterations} cycles"])
+
+
+def dense_reuse_sparse(n_out: int, tokens: int, rows: np.ndarray, cols: np.ndarray, reuse: int, x_w: int,
+                       w_w: int, acc_w: int, timing: Timing) -> Cost:
+    """accelgen's resource kernel for weights with zeros: only the nonzero weights, in lanes of `reuse`
+    consecutive entries (sorted by output), one multiplier per lane (layers.resource_lanes). Measured on the
+    generated layout: each multiplier selects among the distinct inputs of its lane, and each accumulator sums,
+    per cycle, the lanes that can write it, each a mux over that lane's outputs."""
+    lanes = len(rows) // reuse
+
+    def distinct_per_lane(a: np.ndarray) -> np.ndarray:
+        s = np.sort(a.reshape(lanes, reuse), axis=1) if reuse > 1 else a.reshape(lanes, 1)
+        return 1 + np.count_nonzero(np.diff(s, axis=1), axis=1)
+
+    x_candidates = int(distinct_per_lane(rows).max())
+    outs_per_lane = int(distinct_per_lane(cols).max())
+    # entries are sorted by output, so the (lane, output) pairs that occur are where either changes
+    keys = np.repeat(np.arange(lanes, dtype=np.int64), reuse) * n_out + cols
+    first = np.concatenate([[True], np.diff(keys) != 0])
+    writers = np.bincount(cols[first], minlength=n_out)
+    per_acc = int(writers.max(initial=1))
+    per = dsp_per_product(x_w, w_w)
+    dsp = lanes * per
+    lut = lanes * acc_w + (0 if per else lanes * int(0.6 * x_w * w_w))
+    lut += lanes * x_w * math.ceil(x_candidates / 4) if x_candidates > 1 else 0
+    lut += int(writers.sum()) * acc_w * (1 + math.ceil(outs_per_lane / 4) if outs_per_lane > 1 else 1)
+    delay = t_mux(x_candidates) + (T_DSP_MUL if per else t_lut_mul(x_w, w_w)) + t_mux(outs_per_lane) + \
+        tree_depth(per_acc + 1) * t_add(acc_w)
+    # the weight ROM plus the two index ROMs (16 bits each), `lanes` words per cycle, RF deep
+    bram, rom_lut, _, _ = rom(reuse, (w_w + 32) * lanes, 1, timing)
+    lut += rom_lut
+    ff = n_out * acc_w + lanes * (x_w + w_w)
+    cycles = reuse * tokens - 1 + (tokens - 1) * (max(timing.stages(delay), 1) + 1)
+    return Cost(delay_ns=delay, cycles=cycles, ii=cycles + 1, dsp=dsp, lut=lut, ff=ff, bram18=bram,
+                notes=[f"{lanes} multipliers x {reuse} cycles over {len(rows)} entries (zero weights skipped)"])
 
 
 def pipeline_latency(costs: list[Cost], timing: Timing) -> int:
@@ -245,3 +283,53 @@ def elementwise(n: int, width: int, kind: str) -> Cost:
     if kind == "relu":
         return Cost(delay_ns=0.3, lut=n * width // 2)
     return Cost()
+
+
+def binary(n: int, a_w: int, b_w: int, out_w: int, kind: str, constant_raw: np.ndarray | None = None) -> Cost:
+    """ag::elementwise (UNROLL over n): n adders / subtractors, or n products. A constant operand makes the
+    products constant multiplications (zeros folded away, +-2**k shifts); two variables need a multiplier each."""
+    if kind in ("add", "sub"):
+        width = max(a_w, b_w) + 1
+        return Cost(delay_ns=t_add(width), lut=n * width)
+    if constant_raw is not None:
+        nonzero = constant_raw[constant_raw != 0]
+        dsp, lut, delay = products(nonzero, len(nonzero), a_w, b_w, constant=True)
+        return Cost(delay_ns=delay if len(nonzero) else 0.0, dsp=dsp, lut=lut,
+                    notes=[f"{len(nonzero)} constant multiplications"])
+    per = dsp_per_product(a_w, b_w)
+    return Cost(delay_ns=T_DSP_MUL if per else t_lut_mul(a_w, b_w), dsp=n * per,
+                lut=0 if per else n * int(0.6 * a_w * b_w), notes=[f"{n} multipliers"])
+
+
+def scale_shift(outer: int, scale_raw: np.ndarray, x_w: int, a_w: int, sum_w: int, timing: Timing) -> Cost:
+    """ag::scale_shift (unfolded BatchNormalization): per element x * a[c] + b[c], channels and inner elements
+    unrolled, the (usually single) batch loop not pipelined. `scale_raw` holds a[c] for every element of one
+    batch entry."""
+    n = len(scale_raw)
+    nonzero = scale_raw[scale_raw != 0]
+    dsp, lut, t_mul = products(nonzero, len(nonzero), x_w, a_w, constant=True)
+    delay = t_mul + t_add(sum_w)
+    return Cost(delay_ns=delay, cycles=(outer - 1) * (max(timing.stages(delay), 1) + 1), dsp=dsp,
+                lut=lut + n * sum_w, notes=[f"{len(nonzero)} constant products per batch entry"])
+
+
+def reduction(outer: int, r: int, inner: int, x_w: int, sum_w: int, mean: tuple[int, int, int] | None,
+              unrolled: bool, timing: Timing) -> Cost:
+    """ag::reduce_sum / reduce_mean: the inner loop pipelined (II=1) inside a plain outer loop, the R-input sum
+    unrolled into an adder tree, then (mean) one constant multiply by 1/R: mean = (pre_w, scale_w, scale raw)."""
+    lut = r * sum_w
+    delay = tree_depth(r) * t_add(sum_w)
+    dsp = 0
+    if mean is not None:
+        pre_w, scale_w, raw = mean
+        dsp, m_lut, t_mul = products(np.array([raw]), 1, pre_w, scale_w, constant=True)
+        delay += t_mul
+        lut += m_lut
+    trips = outer * inner
+    if unrolled:
+        return Cost(delay_ns=delay, dsp=dsp * trips, lut=lut * trips, ff=0,
+                    notes=[f"{trips} sums of {r}, unrolled"])
+    delay += t_mux(inner)  # x[(o * r + k) * inner + i]: a mux over i per tree input
+    lut += r * x_w * math.ceil(inner / 4) if inner > 1 else 0
+    cycles = inner * outer - 1 + (outer - 1) * (max(timing.stages(delay), 1) + 1)
+    return Cost(delay_ns=delay, cycles=cycles, dsp=dsp, lut=lut, ff=sum_w, notes=[f"{trips} sums of {r}"])

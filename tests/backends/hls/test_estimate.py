@@ -11,7 +11,7 @@ from accelgen.backends.hls import estimate
 from accelgen.backends.hls import estimate_model as m
 from accelgen.backends.hls.estimate import _refuse_unsupported
 from accelgen.backends.hls.parts import find_part
-from accelgen.errors import OptionError
+from accelgen.errors import OptionError, UnsupportedOpsError
 from tests.quant.datasets import ROOT
 
 
@@ -73,12 +73,16 @@ def test_dataflow_composition_for_resource(jet_graph):
     assert r.ii == max(x.ii for x in r.layers)
 
 
-def test_cnn_pipelined_top_unrolls_and_warns(cnn_graph):
+def test_looping_kernels_get_a_dataflow_top(cnn_graph, jet_graph):
+    """A top-level PIPELINE would unroll the CNN's pixel loops (one copy of each conv per pixel); the generated
+    top is a DATAFLOW of kernels that pipeline their own loops, and the estimate composes it that way. The MLP
+    (one token) keeps the PIPELINE top."""
     _, q, _, _ = cnn_graph
     r = estimate(q)
-    assert any("unrolls" in w for w in r.warnings)
-    r_res = estimate(q, strategy="resource", reuse_factor=1)
-    assert r_res.dsp < r.dsp  # the pixel loop is a loop again
+    assert r.config["top level"] == "DATAFLOW" and r.ii > 1
+    convs = [layer for layer in r.layers if layer.op in ("Conv", "FusedConv")]
+    assert convs and all(layer.ii > 1 for layer in convs)
+    assert estimate(jet_graph[1]).config["top level"] == "PIPELINE (II=1)"
 
 
 def test_errors(jet_graph):
@@ -89,8 +93,35 @@ def test_errors(jet_graph):
         estimate(q, tune_trials=3)
     with pytest.raises(OptionError, match="calibration"):
         estimate(g)
-    with pytest.raises(OptionError, match="transformer kernels"):
-        _refuse_unsupported(SimpleNamespace(nodes=[SimpleNamespace(op_type="LayerNormalization", name="ln")]))
+    with pytest.raises(OptionError, match="uniform --precision"):
+        estimate(g, precision="auto")
+    with pytest.raises(UnsupportedOpsError, match="LSTM"):
+        _refuse_unsupported(SimpleNamespace(nodes=[SimpleNamespace(op_type="LSTM", name="rnn")]))
+
+
+def test_uniform_precision_needs_no_calibration(jet_graph):
+    g, _, calib = jet_graph
+    r = estimate(g, precision="fixed<16,6>")
+    assert r.dsp > 0 and "no calibration data" in r.config["precision"]
+    # the widths come from the precision, not the samples: the same DSP count as with real calibration data
+    assert r.dsp == estimate(g, precision="fixed<16,6>", calibration=calib).dsp
+
+
+def test_pruned_jet_mlp_needs_a_quarter_of_the_multipliers(jet_graph):
+    """Issue 8's payoff: with 75% of the weights zero (magnitude pruning), the fully parallel design builds a
+    quarter of the multipliers, and so does the resource kernel, which time-shares only the nonzero weights."""
+    g, q, calib = jet_graph
+    pruned = accelgen.quantize(accelgen.prune(accelgen.optimize(g), 0.75, method="magnitude"), calib)
+
+    def dense_dsp(report):
+        return sum(r.dsp for r in report.layers if r.op == "Dense")
+
+    dense, sparse = estimate(q), estimate(pruned)
+    nonzero = sum(int(np.count_nonzero(n.inputs[1].data)) for n in pruned.nodes if n.op_type == "Dense")
+    assert dense_dsp(sparse) <= nonzero and 0.22 <= dense_dsp(sparse) / dense_dsp(dense) <= 0.26
+    assert sparse.lut < 0.3 * dense.lut
+    rf = {"strategy": "resource", "reuse_factor": 2}
+    assert 0.22 <= dense_dsp(estimate(pruned, **rf)) / dense_dsp(estimate(q, **rf)) <= 0.26
 
 
 def test_float_graph_with_calibration(jet_graph):
@@ -148,3 +179,33 @@ def test_resource_refuses_a_reuse_factor_that_does_not_divide(jet_graph):
     _, q, _ = jet_graph
     with pytest.raises(OptionError, match="does not divide"):
         estimate(q, strategy="resource", reuse_factor=7)
+
+
+def test_every_project_carries_its_estimate(jet_graph, jet_project):
+    from accelgen.report import Report
+
+    _, q, _ = jet_graph
+    folder = jet_project.path / "report"
+    written = Report.from_json(folder / "estimate.json")
+    direct = estimate(q)
+    assert (written.latency_cycles, written.ii, written.dsp, written.lut) == (direct.latency_cycles, direct.ii,
+                                                                            direct.dsp, direct.lut)
+    assert (folder / "estimate.md").read_text() == written.to_markdown()
+    assert (folder / "estimate.html").read_text() == written.to_html()
+
+
+def test_a_design_the_estimator_cannot_model_still_compiles(jet_graph, tmp_path, monkeypatch):
+    import importlib
+
+    from accelgen.backends.hls import compile
+
+    est = importlib.import_module("accelgen.backends.hls.estimate")  # the module (the package exports the function)
+
+    def refuse(q, opts):
+        raise OptionError("no model for this kernel")
+
+    monkeypatch.setattr(est, "estimate_quantized", refuse)
+    _, q, _ = jet_graph
+    project = compile(q, out_dir=tmp_path / "p")
+    assert "no model for this kernel" in (project.path / "report" / "estimate.md").read_text()
+    assert not (project.path / "report" / "estimate.json").exists()

@@ -1,0 +1,74 @@
+"""The io stream composition (accelgen/backends/hls/stream.py): a DATAFLOW region of one process per layer, each
+reading its input FIFOs into local arrays (one frame per cycle), running its kernel, then writing its output to
+one FIFO per reader (one frame per cycle, reader after reader). Pure functions; equations in docs/estimator.md.
+
+A reader's copy loop runs alongside its producer's write loop (the FIFO passes each frame on at once), so the
+chain's latency counts each transfer about once; a process's interval is its own busy time, reads, kernel and
+writes back to back, since it cannot start on the next input before it has written its last frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+TRANSFER_DEPTH = 2  # a copy loop's pipeline depth plus its entry state
+SRL_MAX_DEPTH = 32  # FIFOs this shallow are shift-register LUTs (SRLC32E), deeper ones block RAM
+REGISTER_MAX_DEPTH = 2
+COMPLETE_PARTITION_MAX = 1024  # as stream.py: local arrays up to this size are registers
+
+
+@dataclass
+class Transfer:
+    fifo: str
+    frames: int
+
+
+@dataclass
+class StageTiming:
+    name: str
+    kernel_cycles: int
+    reads: list[Transfer] = field(default_factory=list)
+    writes: list[Transfer] = field(default_factory=list)
+
+    @property
+    def busy(self) -> int:
+        moves = sum(t.frames + TRANSFER_DEPTH for t in (*self.reads, *self.writes))
+        return moves + self.kernel_cycles
+
+
+def schedule(stages: list[StageTiming], port_frames: dict[str, int]) -> tuple[int, dict[str, int]]:
+    """(latency, the cycle each stage finishes) for stages in dependency order; `port_frames` gives the frames of
+    each top-level input stream, which arrive one per cycle from cycle 0."""
+    ready = dict(port_frames)  # FIFO -> cycle its last frame is in
+    finish = {}
+    for s in stages:
+        t = 0
+        for r in s.reads:
+            t = max(t + r.frames, ready.get(r.fifo, 0)) + TRANSFER_DEPTH
+        t += s.kernel_cycles
+        for w in s.writes:
+            t += w.frames + TRANSFER_DEPTH
+            ready[w.fifo] = t
+        finish[s.name] = t
+    return max(finish.values(), default=0) + 1, finish
+
+
+def fifo_cost(depth: int, width: int) -> tuple[int, int, int]:
+    """(LUT, FF, BRAM18) of an hls::stream FIFO of `depth` frames of `width` bits: registers when tiny,
+    shift-register LUTs up to 32 deep, block RAM beyond (512 x 36 or 1024 x 18 per BRAM18)."""
+    control = 2 * math.ceil(math.log2(depth + 1)) + 8  # counters and full/empty flags
+    if depth <= REGISTER_MAX_DEPTH:
+        return control, depth * width, 0
+    if depth <= SRL_MAX_DEPTH:
+        return width + control, width, 0
+    per = math.ceil(width / 36) * math.ceil(depth / 512) if width > 18 else math.ceil(depth / 1024)
+    return control, width, max(per, 1)
+
+
+def local_array_cost(size: int, width: int, frame: int) -> tuple[int, int]:
+    """(FF, BRAM18) of a stage's local array: registers when completely partitioned, else `frame` banks."""
+    if size <= COMPLETE_PARTITION_MAX:
+        return size * width, 0
+    depth = math.ceil(size / frame)
+    return 0, frame * max(1, math.ceil(depth * width / 18432))
