@@ -32,6 +32,17 @@ STREAM_KERNELS = "ag_stream"  # kernel headers only io stream projects include (
 STACK_MIB_MIN = 64  # the C simulation's thread stack: at least this, more for large designs (see _stack_mib)
 UNSIGNED_CONFIG = {"tokens", "n_in", "n_out", "n_nonzero", "reuse_factor", "block_factor", "rows", "n"}
 VALUES_PER_LINE = 8
+# Names a tensor's C identifier must not take: C++ keywords and types, and the names the templates declare in the
+# scopes where tensors live (top function, testbench, C-sim bridge). One- and two-letter names are avoided too.
+RESERVED_NAMES = frozenset("""
+    alignas alignof and asm auto bool break case catch char class const constexpr const_cast continue decltype
+    default delete do double dynamic_cast else enum explicit export extern false float for friend goto if inline int
+    long mutable namespace new noexcept not nullptr operator or private protected public register reinterpret_cast
+    return short signed sizeof static static_assert static_cast struct switch template this thread_local throw true
+    try typedef typeid typename union unsigned using virtual void volatile wchar_t while xor size_t std ag hls main
+    batch arg attr thread line fields inputs expected results samples mismatches file chunk whole done dir name
+    n_in n_out
+""".split())  # noqa: SIM905 - a word list reads better than 100 quoted strings
 PARALLEL_DESIGN = (
     "io parallel: one function; the ports and every tensor between layers are arrays partitioned into registers. "
     "The top is one PIPELINE when every layer uses the latency strategy and none loops (one token, pixel or row), "
@@ -83,6 +94,8 @@ class ProjectWriter:
         names, taken = {}, set()
         for v in self.graph.values():
             base = identifier(v.name)
+            if base in RESERVED_NAMES or len(base) <= 2:  # C++ keywords, the templates' locals (s, i, batch...)
+                base = f"tensor_{base}"
             name, i = base, 1
             while name in taken or name == self.top:
                 name, i = f"{base}_{i}", i + 1

@@ -154,3 +154,4 @@ def test_build_script_and_readme_run_without_editing(jet_project):
     assert "vitis_hls -f build_prj.tcl" in readme and f"tb/{top}_test.cpp" in readme
     test = (p / "tb" / f"{top}_test.cpp").read_text()
     assert f'#include "../firmware/{top}.h"' in test  # found from tb/ without -I flags, as csim_design compiles
+
