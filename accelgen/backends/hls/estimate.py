@@ -524,11 +524,6 @@ def _clock_risk(node, layer, cost, opts, timing, warnings) -> None:
                    warnings)
     if node.op_type == "LayerNormalization":
         _deep_tree(node.name, c["n"], "squares per variance", opts, warnings)
-    if node.op_type == "Dense" and opts.choice_for(node).strategy == "resource":
-        sources = min(opts.choice_for(node).reuse_factor, c["n_out"])
-        if sources >= 16:
-            warnings.append(f"{node.name}: the resource kernel routes each product to one of {sources} "
-                            "accumulators (index k % n_out); that crossbar dominates its LUTs")
     if node.op_type in ("Dense", "Conv", "FusedConv"):
         x_w, w_w = _width(node.inputs[0]), _width(node.inputs[1])
         if not m.dsp_per_product(x_w, w_w) and m.t_lut_mul(x_w, w_w) > timing.budget:

@@ -142,7 +142,10 @@ def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_
     ceil(n_in*n_out / limit) cycles (about RF; fewer when RF exceeds what the layer can use).
 
     accelgen's resource kernel reads every weight, zeros included, from a ROM in a loop pipelined at II=1, so
-    it instantiates the full limit. With skip_zeros (hls4ml's latency strategy with a reuse factor: the layer is
+    it instantiates the full limit, as tiles of tile_in inputs x tile_out = gcd(limit, n_out) outputs
+    (layers.resource_tiles): tile_in x multiplexers over ceil(n_in / tile_in) inputs, each shared by tile_out
+    multipliers; tile_out accumulator columns, each a chain of tile_in adders reading (and writing back) one of
+    n_out / tile_out accumulators. With skip_zeros (hls4ml's latency strategy with a reuse factor: the layer is
     pipelined at II=RF and zero weights are constant-folded away) only min(nonzero, limit) multipliers exist, and
     the schedule still spans the same cycles (the II constraint)."""
     total = n_in * n_out
@@ -155,14 +158,13 @@ def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_
     if skip_zeros:  # every multiplier picks its x and its (constant) weight out of `iterations` candidates
         candidates = iterations
         lut += multipliers * (x_w + w_w) * math.ceil(candidates / 4) if candidates > 1 else 0
-    else:  # weight k = r + RF*b feeds x[k / n_out] into acc[k % n_out]: few x candidates per multiplier, and
-        # each accumulator sums the per_acc products that land on it in a cycle, each input a mux over the
-        # min(RF, n_out) multipliers whose RF-wide window of outputs covers it
-        candidates = min(n_in, math.ceil(reuse / n_out) + 1)
-        per_acc = math.ceil(multipliers / n_out)
-        acc_sources = min(reuse, n_out)
-        lut += multipliers * x_w * math.ceil(candidates / 4) if candidates > 1 else 0
-        lut += n_out * per_acc * acc_w * (1 + math.ceil(acc_sources / 4) if acc_sources > 1 else 1)
+    else:  # multiplier (a, o) of the tile reads x[u tile_in + a] and feeds accumulator column o
+        tile_out = math.gcd(multipliers, n_out)
+        tile_in = multipliers // tile_out
+        candidates = math.ceil(n_in / tile_in)  # the input tiles u, one x mux per a
+        out_tiles = math.ceil(n_out / tile_out)  # the accumulators a column reads and writes back
+        lut += tile_in * x_w * math.ceil(candidates / 4) if candidates > 1 else 0
+        lut += tile_out * acc_w * math.ceil(out_tiles / 4) if out_tiles > 1 else 0
     t_sel = t_mux(candidates)
     t_mul = T_DSP_MUL if per else t_lut_mul(x_w, w_w)
     bram = 0
@@ -170,8 +172,9 @@ def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_
         fan_in = max(nonzero // max(n_out, 1), 1)
         # ...plus, when the products of one output span several cycles, the add of the partial sums
         delay = t_sel + t_mul + tree_depth(fan_in + 1) * t_add(acc_w) + (t_add(acc_w) if iterations > 1 else 0)
-    else:  # the per-cycle sum into each accumulator, plus the weight ROM (`multipliers` words per cycle, RF deep)
-        delay = t_sel + t_mul + t_mux(acc_sources) + tree_depth(per_acc + 1) * t_add(acc_w)
+    else:  # the column's sum of tile_in products and the accumulator it selected (that mux runs beside the
+        # multiply), plus the weight ROM (`multipliers` words per cycle, RF deep)
+        delay = max(t_sel + t_mul, t_mux(out_tiles)) + tree_depth(tile_in + 1) * t_add(acc_w)
         bram, rom_lut, _, _ = rom(iterations, w_w * multipliers, 1, timing)
         lut += rom_lut
     ff = n_out * acc_w + multipliers * (x_w + w_w)
@@ -179,7 +182,8 @@ def dense_reuse(n_in: int, n_out: int, tokens: int, nonzero: int, reuse: int, x_
     # output loop make the nest imperfect): every token but the last also drains the pipeline and re-enters it
     cycles = iterations * tokens - 1 + (tokens - 1) * (max(timing.stages(delay), 1) + 1)
     return Cost(delay_ns=delay, cycles=cycles, ii=cycles + 1, dsp=dsp, lut=lut, ff=ff,
-                bram18=bram, notes=[f"{multipliers} multipliers x {iterations} cycles"])
+                bram18=bram, notes=[f"{multipliers} multipliers x {iterations} cycles"
+                                    + ("" if skip_zeros else f", tiles of {tile_in} inputs x {tile_out} outputs")])
 
 
 def dense_reuse_sparse(n_out: int, tokens: int, rows: np.ndarray, cols: np.ndarray, reuse: int, x_w: int,

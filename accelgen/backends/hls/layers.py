@@ -9,6 +9,7 @@ Python side rounds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,24 @@ def resource_lanes(weights: np.ndarray, reuse_factor: int) -> ResourceLanes:
     return ResourceLanes(np.concatenate([weights[rows, cols], np.zeros(pad)]),
                          np.concatenate([rows, np.zeros(pad, rows.dtype)]),
                          np.concatenate([cols, np.full(pad, last_col, cols.dtype)]), nonzero, block_factor)
+
+
+def resource_tiles(n_in: int, n_out: int, block_factor: int) -> tuple[int, int]:
+    """(tile_in, tile_out) of ag::dense_resource: each cycle multiplies a tile of tile_in inputs by tile_out outputs
+    on block_factor = tile_in * tile_out multipliers. tile_out = gcd(block_factor, n_out) divides n_out, and tile_in
+    divides n_in whenever block_factor divides n_in * n_out (lcm(block_factor, n_out) does), so the tiles cover the
+    matrix exactly: one tile per output row when the multipliers outnumber the outputs (tile_out = n_out), one input
+    a cycle when they are fewer (tile_in = 1), each accumulator always fed by the same multipliers."""
+    tile_out = math.gcd(block_factor, n_out)
+    return block_factor // tile_out, tile_out
+
+
+def tile_order(weights: np.ndarray, tile_in: int, tile_out: int) -> np.ndarray:
+    """The weights in ag::dense_resource's read order: tile r = u * (n_out / tile_out) + e (input tile u, output
+    tile e), within it input a, then output o."""
+    n_in, n_out = weights.shape
+    tiles = weights.reshape(n_in // tile_in, tile_in, n_out // tile_out, tile_out)
+    return tiles.transpose(0, 2, 1, 3).reshape(-1)
 
 
 def check_supported(graph: Graph) -> None:
@@ -271,10 +290,12 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels):
             if total % choice.reuse_factor:
                 raise OptionError(f"{node.name}: reuse factor {choice.reuse_factor} does not divide its {total} "
                                   f"multiplications ({n_in}x{n_out}); choose a divisor of {total}")
-            layer.config += [("int", "reuse_factor", choice.reuse_factor),
-                             ("int", "block_factor", total // choice.reuse_factor)]
-            layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
-                                           exact_literals(weights, w_type, f"{node.name} weights")))
+            block_factor = total // choice.reuse_factor
+            tile_in, tile_out = resource_tiles(n_in, n_out, block_factor)
+            layer.config += [("int", "reuse_factor", choice.reuse_factor), ("int", "block_factor", block_factor),
+                             ("int", "tile_in", tile_in), ("int", "tile_out", tile_out)]
+            layer.arrays.append(ConstArray(f"{layer.cname}_w", wt, exact_literals(
+                tile_order(weights, tile_in, tile_out), w_type, f"{node.name} weights")))
             layer.call = f"ag::dense_resource<{layer.config_name}>({x}, {y}, {layer.cname}_w, {bias});"
             layer.multipliers = total // choice.reuse_factor
             layer.kernel = f"dense resource, reuse {choice.reuse_factor}, {layer.multipliers} multipliers"

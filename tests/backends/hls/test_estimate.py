@@ -53,6 +53,28 @@ def test_dense_reuse_model():
     assert pruned.dsp == 512 and pruned.ii == 2  # the II constraint stays, zeros cost nothing
 
 
+def test_dense_reuse_muxes_follow_the_generated_tiles():
+    """The model prices the generator's tiles (layers.resource_tiles): x muxes over the input tiles and accumulator
+    muxes over the output tiles, none growing with both n_out and R. BERT's FFN Dense at R 256 (9216 multipliers,
+    weights in BRAM, 16x16 products in DSPs) costs its 9216 adders and a few 256-input x muxes."""
+    from accelgen.backends.hls.layers import resource_tiles
+
+    t = m.Timing(5, 2)
+    for n_in, n_out, rf in [(16, 64, 4), (16, 64, 32), (32, 5, 32), (12, 10, 8), (10, 12, 24), (768, 3072, 256)]:
+        tile_in, tile_out = resource_tiles(n_in, n_out, n_in * n_out // rf)
+        assert tile_in * tile_out * rf == n_in * n_out and n_in % tile_in == 0 and n_out % tile_out == 0
+        cost = m.dense_reuse(n_in, n_out, 1, n_in * n_out, rf, 16, 16, 40, t)
+        assert f"tiles of {tile_in} inputs x {tile_out} outputs" in cost.notes[0]
+    ffn1 = m.dense_reuse(768, 3072, 128, 768 * 3072, 256, 16, 16, 40, t)  # tiles 3 x 3072
+    ffn2 = m.dense_reuse(3072, 768, 128, 768 * 3072, 256, 16, 16, 40, t)  # tiles 12 x 768
+    assert ffn1.lut == 9216 * 40 + 3 * 16 * 64 and ffn2.lut == 9216 * 40 + 12 * 16 * 64
+    assert ffn1.bram18 > 0 and ffn1.dsp == ffn2.dsp == 9216
+    # 16x64 at R 32: 32 multipliers on one input a cycle (a 16-input x mux), each column reads and writes back
+    # one of 2 accumulators; the 32 x 16-bit x 32 ROM is in LUTs
+    narrow = m.dense_reuse(16, 64, 1, 1024, 32, 16, 16, 40, t)
+    assert narrow.lut == 32 * 40 + 16 * 4 + 32 * 40 * 1 + 512
+
+
 def test_operand_widths_choose_dsp_or_lut():
     assert m.dsp_per_product(16, 16) == 1 and m.dsp_per_product(16, 6) == 0 and m.dsp_per_product(32, 32) == 4
     assert list(m.csd_digits(np.array([1, 2, 3, 7, 11, -4]))) == [1, 1, 2, 2, 3, 1]

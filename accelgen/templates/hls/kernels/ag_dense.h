@@ -33,30 +33,44 @@ void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens 
     }
 }
 
-// Resource: the n_in * n_out products are time-multiplexed over reuse_factor cycles (II=1), block_factor
-// multipliers each cycle. w is row-major [n_in][n_out].
+// Resource: the n_in * n_out products are time-multiplexed over reuse_factor cycles (II=1) on block_factor =
+// tile_in * tile_out multipliers. Cycle r computes one tile of the weight matrix, inputs u * tile_in + a times
+// outputs e * tile_out + o (u = r / out_tiles, e = r % out_tiles); the generator chose tile_out = gcd(block_factor,
+// n_out) so the tiles cover the matrix exactly, and stored w tile by tile: w[r * block_factor + a * tile_out + o].
+// Multiplier (a, o) thus always reads the tile's a-th input (one x value shared by tile_out multipliers, picked among
+// n_in / tile_in) and always feeds accumulator column o (acc[e][o], one of out_tiles); every accumulator is fed by
+// the same tile_in multipliers. No product-to-accumulator crossbar, whatever the reuse factor.
 template <class CONFIG, class X, class Y>
 void dense_resource(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens * CONFIG::n_out],
                     const typename CONFIG::weight_t w[CONFIG::n_in * CONFIG::n_out],
                     const typename CONFIG::bias_t bias[CONFIG::n_out]) {
+    const unsigned lanes = CONFIG::block_factor;  // cycle r reads one word of every bank; pragma arguments are names
+#pragma HLS ARRAY_RESHAPE variable = w cyclic factor = lanes
+    const unsigned out_tiles = CONFIG::n_out / CONFIG::tile_out;
     for (unsigned t = 0; t < CONFIG::tokens; t++) {
-        typename CONFIG::accum_t acc[CONFIG::n_out];
-#pragma HLS ARRAY_PARTITION variable = acc complete
+        typename CONFIG::accum_t acc[CONFIG::n_out / CONFIG::tile_out][CONFIG::tile_out];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            acc[j] = bias[j];
+            acc[j / CONFIG::tile_out][j % CONFIG::tile_out] = bias[j];
         }
         for (unsigned r = 0; r < CONFIG::reuse_factor; r++) {
 #pragma HLS PIPELINE II = 1
-            for (unsigned b = 0; b < CONFIG::block_factor; b++) {
+            const unsigned u = r / out_tiles, e = r % out_tiles;
+            for (unsigned o = 0; o < CONFIG::tile_out; o++) {
 #pragma HLS UNROLL
-                const unsigned k = r + CONFIG::reuse_factor * b;
-                acc[k % CONFIG::n_out] += x[t * CONFIG::n_in + k / CONFIG::n_out] * w[k];
+                typename CONFIG::accum_t sum = acc[e][o];
+                for (unsigned a = 0; a < CONFIG::tile_in; a++) {
+#pragma HLS UNROLL
+                    sum += x[t * CONFIG::n_in + u * CONFIG::tile_in + a] *
+                           w[r * lanes + a * CONFIG::tile_out + o];
+                }
+                acc[e][o] = sum;
             }
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
+            CONFIG::activation::store(acc[j / CONFIG::tile_out][j % CONFIG::tile_out], y[t * CONFIG::n_out + j]);
         }
     }
 }
