@@ -46,7 +46,12 @@ def _prepare_out_dir(out_dir, force: bool) -> Path:
 
 
 def _specs(values) -> list[dict]:
-    return [{"name": v.name, "shape": list(v.shape), "dtype": str(np.dtype(v.dtype.np_dtype))} for v in values]
+    from accelgen.backends.tvm.fixed_lower import fixed_spec
+    from accelgen.ir.types import FixedType
+
+    return [{"name": v.name, "shape": list(v.shape),
+             **(fixed_spec(v) if isinstance(v.dtype, FixedType) else {"dtype": str(np.dtype(v.dtype.np_dtype))})}
+            for v in values]
 
 
 def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = False, threads: int | None = None,
@@ -69,11 +74,17 @@ def compile(graph: Graph, target: str = "tvm-cpu", out_dir=None, force: bool = F
     set_threads(threads)  # before tvm loads, so the thread pool starts with this size
 
     from accelgen.backends.tvm.build import build, make_target
+    from accelgen.backends.tvm.fixed_lower import is_fixed_graph
     from accelgen.backends.tvm.lower import check_lowerable, to_relax
     from accelgen.backends.tvm.schedules import UNSCHEDULED, simd_lanes
+    from accelgen.ir.types import FixedType
 
-    optimized = accelgen.optimize(graph)
+    # a quantized graph is compiled as quantized: each node carries its precision decisions, which re-fusing
+    # (optimize) would not keep
+    optimized = graph if is_fixed_graph(graph) else accelgen.optimize(graph)
     check_lowerable(optimized)  # refuse before touching the output folder
+    if target == "tvm-cuda" and any(isinstance(v.dtype, FixedType) for v in optimized.values()):
+        raise OptionError("quantized (fixed-point) graphs compile for tvm-cpu only in this version")
     if tune_trials:
         from accelgen.backends.tvm.tune import Tuner, check_tuning_dependencies
 

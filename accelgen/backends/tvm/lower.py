@@ -14,7 +14,7 @@ from tvm import relax
 
 from accelgen.errors import InvalidModelError, UnsupportedOpsError
 from accelgen.ir.graph import Graph, Node
-from accelgen.ir.types import FixedType, FloatType
+from accelgen.ir.types import FloatType
 
 R = relax.op
 
@@ -344,13 +344,13 @@ LOWERINGS = {
 
 
 def check_lowerable(graph: Graph) -> None:
-    """Refuse quantized graphs and list every op without a lowering, with node names."""
-    quantized = [n.name for n in graph.nodes if n.op.__class__.__name__ == "Quantized"]
-    fixed = [v.name for v in graph.values() if isinstance(v.dtype, FixedType)]
-    if quantized or fixed:
-        where = ", ".join(repr(n) for n in (quantized or fixed)[:5])
-        raise InvalidModelError(f"the TVM backend compiles float graphs only in this version; this graph is "
-                                f"quantized (fixed-point at {where}); compile the float graph instead")
+    """List every op without a lowering, with node names (for a quantized graph: without an exact integer
+    lowering, fixed_lower.py)."""
+    from accelgen.backends.tvm.fixed_lower import check_fixed_lowerable, is_fixed_graph
+
+    if is_fixed_graph(graph):
+        check_fixed_lowerable(graph)
+        return
     unsupported: dict[str, list[str]] = {}
     for node in graph.nodes:
         if not _can_lower(node):
@@ -367,6 +367,10 @@ def to_relax(graph: Graph, lanes: int = 0, sparse: bool = True) -> tvm.IRModule:
     """The graph as a Relax module whose `main` takes the graph inputs in order and returns a tuple of the
     outputs in order; constant matmul weights packed into panels of `lanes` columns (0: as they are), block-sparse
     ones (sparse.py) in their sparse form unless sparse=False."""
+    from accelgen.backends.tvm.fixed_lower import is_fixed_graph, to_relax_fixed
+
+    if is_fixed_graph(graph):
+        return to_relax_fixed(graph)
     check_lowerable(graph)
     params = [relax.Var(_safe(v.name, i), relax.TensorType(shape=v.shape, dtype=_dtype(v)))
               for i, v in enumerate(graph.inputs)]

@@ -81,6 +81,8 @@ class TvmModule:
         args = []
         for spec in self.inputs:
             array = np.asarray(inputs[spec["name"]])
+            if "fixed" in spec and array.dtype.kind == "f":  # a value: rounded to its type, as accelgen.run does
+                array = _raw(spec, array)
             if tuple(array.shape) != tuple(spec["shape"]) or array.dtype != np.dtype(spec["dtype"]):
                 raise InputError(f"input {spec['name']!r}: got {array.dtype}{list(array.shape)}, the library was "
                                  f"built for {spec['dtype']}{spec['shape']}")
@@ -90,7 +92,7 @@ class TvmModule:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         args = self._arguments(inputs)
         results = self._vm["main"](*args)
-        return {spec["name"]: results[i].numpy() for i, spec in enumerate(self.outputs)}
+        return {spec["name"]: _value(spec, results[i].numpy()) for i, spec in enumerate(self.outputs)}
 
     def sample_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
@@ -129,6 +131,29 @@ class TvmModule:
                 + (f"; {len(plain)} kernel(s) left unscheduled: {'; '.join(plain)}" if plain else "")
                 + (f"; tuned ({tuning['trials']} trials/kernel, database in {tuning['dir']}/): MetaSchedule won "
                    f"{len(tuned)} of {len(tuning['kernels'])} kernels" if tuning else ""))
+
+
+def _fixed_type(spec: dict):
+    from accelgen.ir.types import FixedType, Overflow, Rounding
+
+    f = spec["fixed"]
+    return FixedType(f["width"], f["integer"], f["signed"], Rounding(f["rounding"]), Overflow(f["overflow"]))
+
+
+def _raw(spec: dict, values: np.ndarray) -> np.ndarray:
+    """Float values of a fixed-point input as the raw integers the library takes."""
+    from accelgen.ir.fixed import quantize_raw
+
+    if np.isnan(values).any():
+        raise InputError(f"input {spec['name']!r} has NaN values, which fixed-point types cannot hold")
+    return quantize_raw(_fixed_type(spec), values)[0]
+
+
+def _value(spec: dict, raw: np.ndarray) -> np.ndarray:
+    """A fixed-point output's raw integers as float64 values (exact: widths <= 53 bits)."""
+    if "fixed" not in spec:
+        return raw
+    return np.ldexp(raw.astype(np.float64), -_fixed_type(spec).fractional)
 
 
 def load_compiled(out_dir) -> TvmModule:

@@ -25,6 +25,8 @@ class NodeGroup:
     kernels: list[str] = field(default_factory=list)  # kernel calls, in order
     seconds: float = 0.0  # measured, summed over the calls
     calls: list[int] = field(default_factory=list)  # indices into the module's kernel calls
+    funcs: list = field(default_factory=list)  # the unscheduled kernel (PrimFunc) of each of `calls`
+    executed: list[bool] = field(default_factory=list)  # per call: False when the VM made it a view (measured only)
 
 
 def _calls(func: relax.Function) -> list[tuple[str, str]]:
@@ -129,6 +131,8 @@ def profile_by_node(graph: Graph, target, repeat: int = 10, seed: int = 0) -> li
     legal, call_ranges = kernel_node_ranges(graph, target, simd_lanes(target))
     scheduled = schedule_module(legal.clone(), target)
     groups = _merge(graph, call_ranges)
+    for group in groups:
+        group.funcs = [legal[call_ranges[i][0]] for i in group.calls]
     if repeat <= 0:
         return groups
     lib = tvm.compile(scheduled, target=target, relax_pipeline=_finalize(target)).jit()
@@ -147,6 +151,7 @@ def profile_by_node(graph: Graph, target, repeat: int = 10, seed: int = 0) -> li
         position += 1
     for group in groups:
         group.kernels = [call_ranges[i][0] for i in group.calls if executed[i]]
+        group.executed = [executed[i] for i in group.calls]
         group.seconds = sum(by_call[i] for i in group.calls)
     return groups
 

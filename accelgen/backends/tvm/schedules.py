@@ -7,8 +7,10 @@ TVM's default CPU pipeline leaves kernels as serial scalar loop nests. Each kern
   `ROWS` x `lanes` outputs (lanes = the SIMD width in floats), the reduction loops between the tile loops and the
   register block, the accumulator in a local buffer, the epilogue computed per tile, and the outer tile loops
   parallel over the cores;
-- every other stage (softmax, norms, pools, data movement) vectorized on its innermost axis where that divides,
-  and its outer loops parallel when there is enough work.
+- max/sum reductions (softmax, norms) over an innermost axis the lanes divide: split into one vector of partial
+  results (rfactor), so they run as vector instructions, not one scalar dependency chain;
+- every other stage (elementwise, pads, transposes, pools) vectorized on its innermost axis where the lanes divide
+  it, and its outer loops parallel when there is enough work.
 A kernel whose shape defeats a rule keeps TVM's plain loop nest for that stage (correct, only slower).
 """
 
@@ -84,7 +86,7 @@ def _schedule(func, lanes: int, cores: int):
     outputs = {str(sch.get(b).name_hint) for b in sch.get_output_blocks(root)}
     for block in reversed(sch.get_child_blocks(root)):  # inline consumers-first so chains collapse
         name = str(sch.get(block).name_hint)
-        if name in outputs or _is_reduction(sch, block) or "pad" in name:
+        if name in outputs or _is_reduction(sch, block) or "pad" in name or _feeds_requantize(sch, block):
             continue
         try:
             sch.compute_inline(block)
@@ -100,8 +102,15 @@ def _schedule(func, lanes: int, cores: int):
         elif not _is_reduction(sch, block):
             _elementwise(sch, block, lanes, cores)
         else:
-            _other_reduction(sch, block, cores)
+            _other_reduction(sch, block, lanes, cores)
     return sch.mod["main"]
+
+
+def _feeds_requantize(sch, block) -> bool:
+    """A fixed-point requantization (fixed_lower.py) reads its input several times in a tree of selects; with its
+    producers inlined, TVM's simplifier and LLVM take minutes on it, so its inputs stay in buffers."""
+    names = [str(sch.get(b).name_hint) for b in sch.get_consumers(block)]
+    return str(sch.get(block).name_hint).startswith("requant") or any(n.startswith("requant") for n in names)
 
 
 def _divisor(n: int, choices) -> int:
@@ -115,6 +124,22 @@ def _work(sch, loops) -> int:
     return total
 
 
+def register_tile(spatial: list[int], lanes: int) -> tuple[int, int, int]:
+    """(rows, vector width, vectors of columns) of the register block `_contraction` gives an output of extents
+    `spatial` (0 rows or width: that axis is not split). Shared with the cost model (cost_model.py)."""
+    col = spatial[-1]
+    vec = _divisor(col, (lanes, lanes // 2, 4))
+    wide = vec and col % (COL_VECTORS * vec) == 0 and len(spatial) >= 2 and spatial[-2] > 1
+    rows = _divisor(spatial[-2], ROWS) if len(spatial) >= 2 else 0
+    return rows, vec, (COL_VECTORS if wide else 1 if vec else 0)
+
+
+def reduction_vectorized(kinds: list[int], extents: list[int], lanes: int) -> bool:
+    """Whether `_other_reduction` splits this max/sum into vector partial results."""
+    return (kinds == sorted(kinds) and kinds.count(2) == 1 and kinds.count(0) > 0
+            and extents[-1] % lanes == 0 and extents[-1] > lanes)
+
+
 def _contraction(sch, block, lanes: int, cores: int) -> set[str]:
     kinds = _iter_kinds(sch, block)
     loops = sch.get_loops(block)
@@ -123,14 +148,13 @@ def _contraction(sch, block, lanes: int, cores: int) -> set[str]:
     spatial, reduce = loops[:kinds.count(0)], loops[kinds.count(0):]
     work = _work(sch, loops)
     col = spatial[-1]
-    vec = _divisor(_extent(sch, col), (lanes, lanes // 2, 4))
+    rows, vec, col_vectors = register_tile([_extent(sch, loop) for loop in spatial], lanes)
     col_o, col_m, col_i = col, None, None
-    if vec and _extent(sch, col) % (COL_VECTORS * vec) == 0 and len(spatial) >= 2 and _extent(sch, spatial[-2]) > 1:
-        col_o, col_m, col_i = sch.split(col, [None, COL_VECTORS, vec])
+    if col_vectors > 1:
+        col_o, col_m, col_i = sch.split(col, [None, col_vectors, vec])
     elif vec:
         col_o, col_i = sch.split(col, [None, vec])
     row_o = row_i = None
-    rows = _divisor(_extent(sch, spatial[-2]), ROWS) if len(spatial) >= 2 else 0
     if rows:
         row_o, row_i = sch.split(spatial[-2], [None, rows])
     # column tiles outside row tiles: a weight panel (K x vec x COL_VECTORS floats) stays in cache while every
@@ -150,7 +174,7 @@ def _contraction(sch, block, lanes: int, cores: int) -> set[str]:
     while True:  # the write-back block is the compute block's only consumer; fold the epilogue chain into it
         (writeback,) = sch.get_consumers(block)
         consumers = sch.get_consumers(writeback)
-        if len(consumers) != 1:
+        if len(consumers) != 1 or _feeds_requantize(sch, consumers[0]):
             break
         try:
             sch.reverse_compute_inline(consumers[0])
@@ -173,25 +197,68 @@ def _contraction(sch, block, lanes: int, cores: int) -> set[str]:
 
 
 def _elementwise(sch, block, lanes: int, cores: int) -> None:
+    """Vectorize the innermost axis when the lanes divide it, parallel over the outer axes. Loops are not fused
+    into one flat index: a flat index needs a division and a modulo per element to address a pad or a transpose,
+    which costs more than the copy itself."""
     loops = sch.get_loops(block)
     if not loops:
         return
-    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
-    n = _extent(sch, fused)
-    if n % lanes == 0 and n >= lanes:
-        outer, inner = sch.split(fused, [None, lanes])
-        sch.vectorize(inner)
-        if cores > 1 and n >= PARALLEL_MIN_WORK:
-            sch.parallel(outer)
-    elif cores > 1 and n >= PARALLEL_MIN_WORK:
-        sch.parallel(fused)
+    n = _work(sch, loops)
+    inner = loops[-1]
+    outer = list(loops[:-1])
+    source_axis = _transposed_axis(sch, block)
+    if source_axis is not None and _extent(sch, inner) % lanes == 0 and _extent(sch, loops[source_axis]) % lanes == 0:
+        # a transpose: lanes x lanes tiles, so the strided reads of one tile come from a few cache lines already in
+        # L1 instead of one pass over the whole input per output row
+        src_o, src_i = sch.split(loops[source_axis], [None, lanes])
+        o, i = sch.split(inner, [None, lanes])
+        outer = [loop for k, loop in enumerate(loops[:-1]) if k != source_axis] + [src_o, o]
+        sch.reorder(*outer, src_i, i)
+        sch.vectorize(i)
+    elif _extent(sch, inner) % lanes == 0:
+        o, i = sch.split(inner, [None, lanes])
+        sch.vectorize(i)
+        outer.append(o)
+    if cores > 1 and n >= PARALLEL_MIN_WORK and outer:
+        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
 
 
-def _other_reduction(sch, block, cores: int) -> None:
+def _transposed_axis(sch, block) -> int | None:
+    """For a block that copies one input element whose contiguous (last) index is an earlier output axis (a
+    transpose), that axis; None otherwise."""
+    stmt = sch.get(block)
+    value = getattr(stmt.body, "value", None)
+    if type(value).__name__ not in ("TensorLoad", "BufferLoad") or not value.indices:
+        return None
+    names = [str(iv.var) for iv in stmt.iter_vars]
+    last = str(value.indices[-1])
+    if last not in names or names.index(last) == len(names) - 1 or len(sch.get_loops(block)) != len(names):
+        return None
+    return names.index(last)
+
+
+def _other_reduction(sch, block, lanes: int, cores: int) -> None:
+    """A max or sum over the innermost axis (softmax, norms, pools): when the lanes divide the reduced length, it is
+    split into `lanes` partial results kept in one vector register (rfactor), reduced across at the end, so the
+    loads and the max/add are vector instructions instead of one scalar dependency chain."""
     kinds = _iter_kinds(sch, block)
     loops = sch.get_loops(block)
-    if kinds != sorted(kinds) or cores <= 1 or _work(sch, loops) < PARALLEL_MIN_WORK:
+    if kinds != sorted(kinds) or len(loops) != len(kinds):
         return
     spatial = loops[:kinds.count(0)]
-    if spatial:
+    work = _work(sch, loops)
+    if reduction_vectorized(kinds, [_extent(sch, loop) for loop in loops], lanes):
+        _, lane = sch.split(loops[-1], [None, lanes])
+        partial = sch.rfactor(lane, factor_axis=len(spatial))
+        (final,) = sch.get_consumers(partial)
+        final_loops = sch.get_loops(final)
+        sch.compute_at(partial, final_loops[len(spatial) - 1])
+        sch.set_scope(partial, 0, "local")
+        lane_loop, step = sch.get_loops(partial)[-2:]
+        sch.reorder(step, lane_loop)
+        sch.vectorize(lane_loop)
+        init = sch.decompose_reduction(partial, step)
+        sch.vectorize(sch.get_loops(init)[-1])
+        spatial = final_loops[:len(spatial)]
+    if cores > 1 and work >= PARALLEL_MIN_WORK and spatial:
         sch.parallel(sch.fuse(*spatial) if len(spatial) > 1 else spatial[0])

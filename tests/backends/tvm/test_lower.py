@@ -6,7 +6,7 @@ from onnx import parser
 
 import accelgen
 from accelgen.backends.tvm import compile as tvm_compile
-from accelgen.errors import InvalidModelError, UnsupportedOpsError
+from accelgen.errors import UnsupportedOpsError
 from tests.ortcheck import rand, run_ort
 
 
@@ -99,6 +99,21 @@ def test_packed_conv_with_strides_dilations_and_uneven_pads(tmp_path):
     check(text, {"x": rand(1, 3, 11, 10)}, tmp_path)
 
 
+def test_vectorized_reductions_and_tiled_transposes(tmp_path):
+    """Reductions over 64 (any SIMD width divides it: split into vector partial results) and transposes whose two
+    swapped axes both divide into tiles, next to ones that do not (plain loops)."""
+    text = HEAD + """g (float[3,5,64] x, float[1,32,32,16] img) => (float[3,5,64] sm, float[3,5,64] ln,
+                                                          float[1,16,32,32] chw, float[3,64,5] xt) {
+        sm = Softmax <axis = -1> (x)
+        s = Constant <value = float[64] {""" + ", ".join(f"{v:.4f}" for v in rand(64, seed=5)) + """}> ()
+        b = Constant <value = float[64] {""" + ", ".join(f"{v:.4f}" for v in rand(64, seed=6)) + """}> ()
+        ln = LayerNormalization <axis = -1, epsilon = 1e-5> (x, s, b)
+        chw = Transpose <perm = [0, 3, 1, 2]> (img)
+        xt = Transpose <perm = [0, 2, 1]> (x)
+    }"""
+    check(text, {"x": 3 * rand(3, 5, 64), "img": rand(1, 32, 32, 16, seed=7)}, tmp_path)
+
+
 def test_unsupported_ops_are_listed_with_node_names(tmp_path):
     graph = accelgen.load(parser.parse_model(HEAD + """g (float[2,4] x) => (float[2,4] y) {
         a = Abs (x)
@@ -110,10 +125,3 @@ def test_unsupported_ops_are_listed_with_node_names(tmp_path):
     message = str(info.value)
     assert "Abs x1" in message and "Floor x1" in message and "Sin x1" in message
     assert not (tmp_path / "lib").exists()
-
-
-def test_quantized_graph_is_refused(tmp_path):
-    graph = accelgen.load("examples/jet_mlp/jet_mlp.onnx")
-    q = accelgen.quantize(accelgen.optimize(graph), {"input": rand(1, 16)}, precision="fixed<16,6>")
-    with pytest.raises(InvalidModelError, match="float graphs only"):
-        tvm_compile(q, out_dir=tmp_path / "lib")
