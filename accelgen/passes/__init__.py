@@ -12,6 +12,7 @@ import numpy as np
 
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph
+from accelgen.ir.ops.quantized import Quantized
 from accelgen.passes.base import Pass, PassError, PassManager, PassResult, random_inputs
 
 PASSES: dict[str, Callable[[], Pass]] = {}
@@ -60,6 +61,9 @@ def optimize_with_report(graph: Graph, pipeline: str | Sequence[str] = "default"
     `check=True` compares the interpreter's outputs before and after every pass on random inputs (or on the given
     inputs), raising PassError at the first pass that changes them beyond rtol 1e-5.
     """
+    if any(isinstance(n.op, Quantized) for n in graph.nodes):
+        # the rewrites restructure float arithmetic; a quantized node's plan (types, tables) belongs to its op
+        raise OptionError("optimize the float graph, then quantize it: this graph is already quantized")
     work = graph.copy()
     inputs = (random_inputs(graph) if check is True else check) if check is not False else None
     manager = PassManager(build_pipeline(pipeline), fixed_point=fixed_point, verify_each=verify_each,

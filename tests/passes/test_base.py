@@ -84,3 +84,19 @@ def test_optimize_leaves_its_argument_unchanged():
     text = str(g)
     result = optimize_with_report(g, [], check=True)
     assert str(g) == text and result.graph is not g
+
+
+def test_quantized_graph_is_refused():
+    """Rewrites restructure float arithmetic; a quantized graph (a quantized Dense once crashed the bias-fusion
+    rule) gets a clear error instead."""
+    text = """<ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,4] x) => (float[1,3] y) {
+        w = Constant <value = float[4,3] {1,2,3,4,5,6,7,8,9,10,11,12}> ()
+        m = MatMul(x, w)
+        y = Relu(m)
+    }"""
+    g = accelgen.load(parser.parse_model(text))
+    q = accelgen.quantize(accelgen.optimize(g), {"x": np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)})
+    assert [n.op_type for n in q.nodes].count("Dense") == 1
+    with pytest.raises(OptionError, match="optimize the float graph, then quantize"):
+        accelgen.optimize(q)
