@@ -24,6 +24,11 @@ def _label(name: str) -> str:
     return name[:head] + "\u2026" + name[-(LABEL_CHARS - head - 1):]
 
 
+def _value(v: float) -> str:
+    """Counts with thousands separators; small quantities (microseconds) with three significant digits."""
+    return f"{v:,.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.3g}"
+
+
 def _bar_chart(title: str, names: list[str], values: list[float], color: str) -> str:
     """A horizontal bar chart: one bar per layer, its value printed at the end of the bar."""
     labels = [_label(n) for n in names]
@@ -40,7 +45,7 @@ def _bar_chart(title: str, names: list[str], values: list[float], color: str) ->
         parts += [(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end"><title>{escape(name)}</title>'
                    f'{escape(label)}</text>'),
                   f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" fill="{color}"/>',
-                  f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{v:,.0f}</text>']
+                  f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{_value(v)}</text>']
     parts.append("</svg>")
     return "\n".join(parts)
 

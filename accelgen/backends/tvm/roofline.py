@@ -126,12 +126,14 @@ class RooflineReport(Report):
             charts += _bar_chart("measured (us)", names, [round(r.measured_us or 0, 2) for r in self.layers],
                                  "#f58518")
         warnings = "".join(f'<li class="warn">{escape(w)}</li>' for w in self.warnings)
+        peaks = "".join(f"<tr><td>{escape(str(k))}</td><td>{v:.4g}</td></tr>" if isinstance(v, float) else
+                        f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in self.peaks.items())
         text = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>accelgen estimate: {escape(self.model)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Estimate: {escape(self.model)} ({escape(self.target)})</h1>
 <p>{escape(self.summary())}</p>
-<pre>{escape(json.dumps(self.peaks, indent=1))}</pre>
+<h2>Machine (measured once by micro-benchmarks, cached)</h2><table>{peaks}</table>
 <h2>Per op</h2><table><tr><th>ops</th><th>kind</th><th>MACs</th><th>bytes</th><th>bound</th><th>kernels</th>
 <th>estimate (us)</th><th>measured (us)</th><th>measured/estimate</th></tr>{rows}</table>
 <div>{charts}</div><ul>{warnings}</ul>
