@@ -94,12 +94,15 @@ def check_fixed_lowerable(graph: Graph) -> None:
 # -- integer rounding and overflow, as quantize_raw ------------------------------------------------------------------
 def _round_shift(n, k: int, mode: Rounding):
     """n / 2**k (k >= 1) rounded to an integer by `mode`, on int64."""
-    one = tvm.tirx.const(1, RAW)
     fl = n >> k
-    rem = n - (fl << k)
-    half = tvm.tirx.const(1 << (k - 1), RAW)
+    return _round_floor(n, fl, n - (fl << k), tvm.tirx.const(1 << (k - 1), RAW), mode)
+
+
+def _round_floor(n, fl, rem, half, mode: Rounding):
+    """fl = floor(n / 2**k) with remainder rem (half = 2**(k-1)) brought to `mode`'s integer: plus one where the
+    mode rounds up, as quantize_raw decides."""
+    zero, one = tvm.tirx.const(0, RAW), tvm.tirx.const(1, RAW)
     above, tie = rem > half, rem == half
-    zero = tvm.tirx.const(0, RAW)
     up = {
         Rounding.TRN: None,
         Rounding.TRN_ZERO: te.all(rem != zero, n < zero),
@@ -143,19 +146,7 @@ def _shift_round(v, k, mode: Rounding):
     right = tvm.tirx.max(tvm.tirx.min(k, tvm.tirx.const(62, RAW)), one)
     left = tvm.tirx.max(-k, zero)
     fl = v >> right
-    rem = v - (fl << right)
-    half = one << (right - one)
-    above, tie = rem > half, rem == half
-    up = {
-        Rounding.TRN: None,
-        Rounding.TRN_ZERO: te.all(rem != zero, v < zero),
-        Rounding.RND: te.any(above, tie),
-        Rounding.RND_ZERO: te.any(above, te.all(tie, v < zero)),
-        Rounding.RND_INF: te.any(above, te.all(tie, v > zero)),
-        Rounding.RND_MIN_INF: above,
-        Rounding.RND_CONV: te.any(above, te.all(tie, (fl & one) == one)),
-    }[mode]
-    rounded = fl if up is None else fl + tvm.tirx.Select(up, one, zero)
+    rounded = _round_floor(v, fl, v - (fl << right), one << (right - one), mode)
     return tvm.tirx.Select(k > zero, rounded, v << left)
 
 
