@@ -15,12 +15,16 @@ ConvertToChannelsLastAndClean, GemmToMatMul, cleanup_model). qonnx is not an acc
 e.g. `pip install --target /tmp/qonnx_pkgs qonnx attrs clize bitstring sigtools toposort` and run with
 PYTHONPATH=/tmp/qonnx_pkgs. Timings are wall-clock seconds of one run each (the machine's other load included);
 "generation" is everything before g++ (accelgen: load, optimize, quantize, write; hls4ml: qonnx cleanup,
-config, convert, write), "C-sim build" is g++ producing the library the tool's predict() loads.
+config, convert, write), "C-sim build" is g++ producing the library the tool's predict() loads, "g++ CPU" the
+compiler's user + system time. accelgen's C simulation compiles its types from csim/ag_fast_types.h by default (the
+same bits as the Xilinx headers, tests/backends/hls/test_fast_types.py); the last row builds the same project on the
+Xilinx ap_types headers, as Vitis does.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -34,6 +38,12 @@ sys.path.insert(0, str(ROOT))
 JET = ROOT / "examples" / "jet_mlp" / "jet_mlp.onnx"
 TRANSFORMER = ROOT / "examples" / "tiny_transformer" / "tiny_transformer.onnx"
 PART = "xcvu13p-flga2577-2-e"
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the g++ runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def float_reference(path: Path, name: str, x: np.ndarray) -> np.ndarray:
@@ -78,26 +88,27 @@ def run_hls4ml(work: Path, precision: str, x: np.ndarray, ref: np.ndarray) -> di
     t0 = time.perf_counter()
     model = hls4ml_convert(JET, work / f"hls4ml_jet_{precision[6:-1].replace(',', '_')}", precision)
     model.write()
-    t1 = time.perf_counter()
+    t1, cpu = time.perf_counter(), children_cpu()
     model._compile()  # compile() = write() + this g++ build and library load
-    t2 = time.perf_counter()
+    t2, cpu = time.perf_counter(), children_cpu() - cpu
     y = np.concatenate([model.predict(np.ascontiguousarray(x[i:i + 1])) for i in range(len(x))]).reshape(ref.shape)
     agree, err = compare(y, ref)
-    return {"generation": t1 - t0, "build": t2 - t1, "agree": agree, "max_err": err}
+    return {"generation": t1 - t0, "build": t2 - t1, "build_cpu": cpu, "agree": agree, "max_err": err}
 
 
-def run_accelgen(work: Path, precision: str, calib: np.ndarray, x: np.ndarray, ref: np.ndarray) -> dict:
+def run_accelgen(work: Path, precision: str, calib: np.ndarray, x: np.ndarray, ref: np.ndarray,
+                 types: str = "fast") -> dict:
     import accelgen
 
     t0 = time.perf_counter()
     graph = accelgen.load(str(JET))
-    project = accelgen.compile(graph, target="hls", out_dir=work / f"accelgen_{precision}", part=PART,
+    project = accelgen.compile(graph, target="hls", out_dir=work / f"accelgen_{precision}_{types}", part=PART,
                                precision=precision, calibration={"input": calib})
-    t1 = time.perf_counter()
-    project.build_csim()
-    t2 = time.perf_counter()
-    agree, err = compare(project.predict({"input": x})["output"], ref)
-    return {"generation": t1 - t0, "build": t2 - t1, "agree": agree, "max_err": err}
+    t1, cpu = time.perf_counter(), children_cpu()
+    project.build_csim(types)
+    t2, cpu = time.perf_counter(), children_cpu() - cpu
+    agree, err = compare(project.predict({"input": x}, types)["output"], ref)
+    return {"generation": t1 - t0, "build": t2 - t1, "build_cpu": cpu, "agree": agree, "max_err": err}
 
 
 def transformer_hls4ml(work: Path) -> str:
@@ -145,18 +156,26 @@ def main() -> int:
         rows = [("hls4ml 1.3.0, ap_fixed<16,6>", run_hls4ml(work, "fixed<16,6>", x, ref)),
                 ("hls4ml 1.3.0, ap_fixed<18,8>", run_hls4ml(work, "fixed<18,8>", x, ref)),
                 ("accelgen, auto", run_accelgen(work, "auto", calib, x, ref)),
-                ("accelgen, fixed<16,6>", run_accelgen(work, "fixed<16,6>", calib, x, ref))]
+                ("accelgen, fixed<16,6>", run_accelgen(work, "fixed<16,6>", calib, x, ref)),
+                ("accelgen, auto, C-sim on Xilinx ap_types", run_accelgen(work, "auto", calib, x, ref, "ap"))]
         tt = {"hls4ml": transformer_hls4ml(work), "accelgen": transformer_accelgen(work)}
     print(f"jet MLP 16-64-32-32-5, io parallel, latency, {PART}; {args.samples} held-out jets vs float "
           "(onnxruntime)\n")
-    print("| tool, precision | generation (s) | C-sim build (s) | argmax = float | max abs error |")
-    print("|---|---|---|---|---|")
+    print("| tool, precision | generation (s) | C-sim build (s) | g++ CPU (s) | total (s) | argmax = float | "
+          "max abs error |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows:
         if "error" in r:
-            print(f"| {name} | {r['error']} | | | |")
+            print(f"| {name} | {r['error']} | | | | | |")
         else:
-            print(f"| {name} | {r['generation']:.2f} | {r['build']:.2f} | {100 * r['agree']:.1f}% | "
-                  f"{r['max_err']:.4f} |")
+            print(f"| {name} | {r['generation']:.2f} | {r['build']:.2f} | {r['build_cpu']:.2f} | "
+                  f"{r['generation'] + r['build']:.2f} | {100 * r['agree']:.1f}% | {r['max_err']:.4f} |")
+    done = [r for _, r in rows if "error" not in r]
+    hls4ml_best = min((r["generation"] + r["build"] for _, r in rows[:2] if "error" not in r), default=None)
+    if hls4ml_best is not None and len(done) > 2:
+        ours = max(r["generation"] + r["build"] for _, r in rows[2:4])
+        print(f"\naccelgen (fast C-sim types), slowest of its two rows / hls4ml, fastest of its two: "
+              f"{ours / hls4ml_best:.2f}x the time")
     print("\ntiny_transformer.onnx (2 encoder blocks, 16 tokens x 6 features):")
     for tool, result in tt.items():
         print(f"  {tool}: {result}")

@@ -100,6 +100,7 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
         "layers": [{"index": layer.index, "node": layer.node_name, "op": layer.op_type, "kernel": layer.kernel,
                     "multipliers": layer.multipliers} for layer in layers],
         "multipliers": sum(layer.multipliers for layer in layers),
+        "widest_type_bits": writer.widest_type_bits,  # whether the fast C-sim types can build it
     }
     path.mkdir(parents=True, exist_ok=True)
     write_files(path, {**writer.files, **writer.binary}, manifest)

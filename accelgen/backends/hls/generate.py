@@ -9,6 +9,7 @@ the files we write (and those listed in the previous manifest, which we wrote be
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ STREAM_DESIGN = (
     "pixel frames (all channels of one pixel) through a line buffer instead, computing each output row as soon as "
     "the input rows it needs have arrived. Each FIFO holds a whole tensor, so no process schedule can deadlock.")
 MANIFEST = "manifest.json"
+AP_WIDTH = re.compile(r"\bap_u?(?:fixed|int)<\s*(\d+)")  # the width of a C++ type spelling
 
 
 @dataclass
@@ -130,6 +132,8 @@ class ProjectWriter:
         outputs = [self._port(v, False) for v in self.graph.outputs]
         tensor_types = [(f"{self.names[v.name]}_t", value_type(v).cpp(), v.name)
                         for v in self.graph.values() if not v.is_constant or self._is_tensor_constant(v)]
+        ctypes = [c for _, c, _ in tensor_types] + [c for layer in self.layers for _, c in layer.typedefs]
+        self.widest_type_bits = max((int(w) for c in ctypes for w in AP_WIDTH.findall(c)), default=0)
         kernel_headers = sorted(p.name for p in KERNELS.glob("*.h")
                                 if stream or not p.name.startswith(STREAM_KERNELS))
         weight_arrays = [{"name": a.name, "ctype": a.ctype, "size": len(a.values)}
@@ -173,6 +177,7 @@ class ProjectWriter:
             common, weight_arrays=weight_arrays)
         self.files["csim/accelgen_csim.cpp"] = env.get_template("csim_bridge.cpp.j2").render(
             common, stack_mib=_stack_mib(self.graph))
+        self.files["csim/ag_fast_types.h"] = (TEMPLATES / "csim" / "ag_fast_types.h").read_text()
         self.files["build_prj.tcl"] = env.get_template("build_prj.tcl.j2").render(common)
         n_tb = len(tb_inputs[0])
         rows = [{"index": layer.index, "node": layer.node_name, "op": layer.op_type, "kernel": layer.kernel,

@@ -2,8 +2,7 @@
 #ifndef AG_COMMON_H_
 #define AG_COMMON_H_
 
-#include "ap_fixed.h"
-#include "ap_int.h"
+#include "ag_types.h"
 
 namespace ag {
 
