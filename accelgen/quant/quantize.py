@@ -4,6 +4,7 @@ or the default plan; constants are rounded to the types chosen for them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -63,7 +64,7 @@ def quantize(graph: Graph, calibration: Mapping[str, np.ndarray], precision="aut
     accumulator; see QuantContext.per_channel_plan).
     """
     config = make_config(precision, weight_bits, activation_bits, margin, table_size, overrides, per_channel)
-    graph = prepare_imported(graph)  # the model's own quantizers become exact fixed types (a copy; idempotent)
+    graph = split_untabled_activations(prepare_imported(graph))  # a copy: the model's quantizers as exact types
     _check_supported(graph)
     ctx = QuantContext(config, calibrate(graph, calibration))
     q = graph.copy()
@@ -81,6 +82,27 @@ def quantize(graph: Graph, calibration: Mapping[str, np.ndarray], precision="aut
     q.remove_unused_constants()
     verify(q)
     return q
+
+
+TABLED_ACTIVATIONS = ("Sigmoid", "Tanh", "Gelu")  # what a fused fixed-point plan can tabulate (context.py)
+
+
+def split_untabled_activations(graph: Graph) -> Graph:
+    """Dense and FusedConv with a fused activation that is neither exact in fixed point nor tabulated (LeakyRelu,
+    HardSigmoid, HardSwish...) become the linear op followed by that activation on its own, which has its own
+    fixed-point plan (or a clear refusal); the optimizer fuses them for float backends. Changes `graph` in place
+    (the quantizer's copy) and returns it."""
+    for node in list(graph.nodes):
+        act = getattr(node.op, "activation", None) if node.op_type in ("Dense", "FusedConv") else None
+        if act is None or act.exact_in_fixed or act.op_type in TABLED_ACTIVATIONS:
+            continue
+        linear = node.op.conv if node.op_type == "FusedConv" else dataclasses.replace(node.op, activation=None)
+        out = node.outputs[0]
+        pre = graph.add_node(linear, node.inputs, name=node.name, before=node).outputs[0]
+        post = graph.add_node(act, [pre], name=f"{node.name}/{act.op_type}", before=node).outputs[0]
+        graph.replace_all_uses_with(out, post)
+        graph.remove_node(node)
+    return graph
 
 
 def _constant(graph: Graph, v: Value, dtype: FixedType, cache: dict) -> Value:

@@ -128,3 +128,42 @@ def test_graph_is_left_unchanged():
     text = str(g)
     accelgen.quantize(g, {"input": jets(8, seed=1)[0]})
     assert str(g) == text
+
+
+def _fused_untabled_model(path):
+    """Conv + HardSwish, Gemm + LeakyRelu and a HardSigmoid: the optimizer fuses all three into the linear ops."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("HardSwish", ["c"], ["h"], name="hswish"),
+             helper.make_node("Flatten", ["h"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["g"], name="fc"),
+             helper.make_node("LeakyRelu", ["g"], ["l"], alpha=0.1, name="leaky"),
+             helper.make_node("Gemm", ["l", "w3"], ["d"], name="fc2"),
+             helper.make_node("HardSigmoid", ["d"], ["y"], name="hsig")]
+    inits = [numpy_helper.from_array(rng.normal(size=(3, 2, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(0.1 * rng.normal(size=(108, 4)).astype(np.float32), "w2"),
+             numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b2"),
+             numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "w3")]
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return accelgen.load(str(path))
+
+
+def test_fused_activations_without_a_table_are_split_off(tmp_path):
+    """MobileNetV3's Conv + HardSwish: optimize fuses it, and quantize used to crash on it (no table for a fused
+    HardSwish); the activation now gets its own fixed-point node, close to float."""
+    g = _fused_untabled_model(tmp_path / "m.onnx")
+    o = accelgen.optimize(g)
+    assert [n.op_type for n in o.nodes] == ["FusedConv", "Reshape", "Dense", "Dense"]
+    rng = np.random.default_rng(1)
+    q = accelgen.quantize(o, {"x": rng.normal(size=(200, 2, 6, 6)).astype(np.float32)})
+    assert [n.op_type for n in q.nodes] == ["Conv", "HardSwish", "Reshape", "Dense", "LeakyRelu", "Dense",
+                                            "HardSigmoid"]
+    assert [n.op_type for n in o.nodes] == ["FusedConv", "Reshape", "Dense", "Dense"]  # the input is unchanged
+    x = rng.normal(size=(20, 1, 2, 6, 6)).astype(np.float32)
+    for sample in x:
+        np.testing.assert_allclose(accelgen.run(q, {"x": sample})["y"], accelgen.run(g, {"x": sample})["y"],
+                                   atol=2e-3)

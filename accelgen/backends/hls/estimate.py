@@ -24,12 +24,24 @@ from accelgen.backends.hls import estimate_transformer as tr
 from accelgen.backends.hls.cpp import integer_type
 from accelgen.backends.hls.layers import (
     COPIES,
+    avgpool_sizes,
     check_supported,
+    conv_name,
+    conv_sizes,
+    pool_name,
+    pool_sizes,
     resource_lanes,
     sparse_resource,
     value_type,
 )
-from accelgen.backends.hls.layers_elementwise import GATHER_OPS, ElementwiseKernels
+from accelgen.backends.hls.layers_elementwise import (
+    COMPARISONS,
+    GATHER_OPS,
+    REDUCTIONS,
+    clip_type,
+    reduction_layout,
+)
+from accelgen.backends.hls.layers_quant import QUANTIZER_OPS, quantizer_steps
 from accelgen.backends.hls.layers_transformer import AttentionShape
 from accelgen.backends.hls.options import HlsOptions, parse_options
 from accelgen.backends.hls.stream import frame_size, plan_stream, port_stream
@@ -44,6 +56,8 @@ UNIFORM = re.compile(r"u?fixed<\s*\d+\s*,\s*-?\d+\s*>")
 SYNTHETIC_SAMPLES = 4
 REPORT_FILES = ("estimate.json", "estimate.md", "estimate.html")
 WIRES = (*COPIES, *GATHER_OPS, "Concat")  # kernels that only move data through constant indices
+REDUCING = (*REDUCTIONS, "GlobalAveragePool", "GlobalMaxPool")  # reduce_sum / reduce_mean / reduce_extremum
+SIGN_OPS = ("LeakyRelu", "PRelu", "Abs")  # a copy of unsigned x
 
 
 def _width(v) -> int:
@@ -81,19 +95,12 @@ def _describe(node, choice) -> _Kernel:
             k.kernel = f"dense latency, {int(np.count_nonzero(node.inputs[1].data))} multipliers (zeros skipped)"
     elif op in ("Conv", "FusedConv"):
         conv = inner.conv if op == "FusedConv" else inner
-        x_shape, w_shape = node.inputs[0].shape, node.inputs[1].shape
-        if len(x_shape) != 4 or x_shape[0] != 1 or conv.group != 1:
-            raise OptionError(f"{node.name}: only 2-D convolutions with batch 1 and group 1 have an HLS kernel")
-        g = conv.geometry(x_shape[2:], w_shape[2:])
-        k.config = {"in_c": x_shape[1], "in_h": x_shape[2], "in_w": x_shape[3], "out_c": w_shape[0],
-                    "out_h": g.out[0], "out_w": g.out[1], "k_h": w_shape[2], "k_w": w_shape[3]}
-        k.kernel = f"conv2d parallel over output pixels, {int(np.prod(w_shape))} multipliers per pixel"
+        k.config = conv_sizes(node, conv)
+        k.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {int(np.prod(node.inputs[1].shape))} "
+                    "multipliers per pixel")
     elif op == "MaxPool":
-        shape = node.inputs[0].shape
-        g = inner.geometry(shape)
-        k.config = {"channels": shape[1], "in_h": shape[2], "in_w": shape[3], "out_h": g.out[0],
-                    "out_w": g.out[1], "k_h": g.kernel[0], "k_w": g.kernel[1]}
-        k.kernel = f"maxpool {g.kernel[0]}x{g.kernel[1]}"
+        k.config = pool_sizes(node, inner)
+        k.kernel = pool_name(node, inner)
     elif op == "Softmax":
         shape = node.inputs[0].shape
         if inner.axis % len(shape) != len(shape) - 1:
@@ -123,17 +130,28 @@ def _describe(node, choice) -> _Kernel:
         k.kernel = f"layernorm over {k.config['n']}, rsqrt table {q.param('rsqrt').size}"
     elif op == "Gelu":
         k.kernel = f"gelu table {q.param('table').size}"
+    elif op in QUANTIZER_OPS:
+        plan = quantizer_steps(node, value_type(node.inputs[0]), value_type(node.outputs[0]))
+        k.config = {} if plan is None else {"n": node.outputs[0].type.numel, "n_thresholds": int(plan[1].size)}
+        k.kernel = "quantizer as a cast" if plan is None else f"quantizer, {plan[1].size} thresholds per value"
     elif op in WIRES:
         k.kernel = f"{op.lower()} (data movement: wiring)"
-    elif op in ("ReduceMean", "ReduceSum"):
-        outer, r, inner = ElementwiseKernels._reduction_layout(None, node, inner)
+    elif op in REDUCING:
+        outer, r, inner = reduction_layout(node, inner)
         k.kernel = f"{op.lower()} of {r} values, {outer * inner} outputs"
+    elif op == "AveragePool":
+        k.config = avgpool_sizes(node, inner)
+        scales = q.param("mean").constant.values
+        k.config["n_scales"] = 1 if len(set(scales)) == 1 else len(scales)
+        k.kernel = pool_name(node, inner) + (", count includes padding" if inner.count_include_pad else "")
+    elif op in SIGN_OPS and not value_type(node.inputs[0]).signed:
+        k.kernel = f"{op.lower()} of unsigned x: a copy"
     table = q.param("activation_table") if op in ("Dense", "Conv", "FusedConv") else None
     activation = getattr(inner, "activation", None) if op in ("Dense", "FusedConv") else None
-    if activation is not None and activation.op_type != "Relu" and (table is None or (
+    if activation is not None and activation.op_type not in ("Relu", "Clip") and (table is None or (
             activation.op_type != "Gelu" and type(activation).lookup_fixed is not _Tabled.lookup_fixed)):
         raise OptionError(f"{node.name}: fused activation {activation.op_type} has no HLS kernel in this version "
-                          "(Relu, Gelu and plain table activations such as Sigmoid and Tanh), so there is no design to "
+                          "(Relu, Clip, Gelu and plain table activations such as Sigmoid and Tanh), so there is no design to "
                           "estimate")
     if table is not None:
         k.table = {"size": table.size}
@@ -232,7 +250,7 @@ def _kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, i
         x_w, w_w, acc_w = _width(node.inputs[0]), _width(node.inputs[1]), node.op.param("accum").width
         trips = c["out_h"] * c["out_w"]
         cost = m.conv2d(trips, c["in_h"] * c["in_w"], c["in_c"] * c["k_h"] * c["k_w"], c["out_c"],
-                        _raw_weights(node), x_w, w_w, acc_w, timing)
+                        _raw_weights(node), x_w, w_w, acc_w, timing, groups=c["groups"])
     elif op == "MaxPool":
         trips = c["channels"] * c["out_h"] * c["out_w"]
         cost = m.maxpool(c["channels"], c["out_h"] * c["out_w"], c["k_h"] * c["k_w"], _width(node.inputs[0]),
@@ -265,12 +283,37 @@ def _kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, i
         trips = 1
     elif op == "BatchNormalization":
         cost, trips = _batchnorm(node, timing), 1
-    elif op in ("ReduceMean", "ReduceSum"):
+    elif op in REDUCING:
         cost, trips = _reduction(node, timing, unrolled), 1
+    elif op == "AveragePool":
+        trips = c["channels"] * c["out_h"] * c["out_w"]
+        mean = node.op.param("mean")
+        scaling = ((mean.pre or mean.x_type).width, mean.constant.type.width, _constant_raw(mean.constant))
+        cost = m.avgpool(c["channels"], c["out_h"] * c["out_w"], c["k_h"] * c["k_w"], _width(node.inputs[0]),
+                         c["in_h"] * c["in_w"], mean.x_type.width, scaling, c["n_scales"], timing)
+    elif layer.kernel.endswith("a copy"):  # LeakyRelu, PRelu, Abs of unsigned x: wiring
+        cost, trips = m.Cost(), 1
+    elif op in ("Clip", "Abs", "Neg", "Max", "Min", "Sum", "Where", *COMPARISONS):
+        cost, trips = _compare_select(node), 1
+    elif op in ("LeakyRelu", "PRelu", "HardSigmoid", "HardSwish"):
+        cost, trips = _scaled_select(node), 1
+    elif op in QUANTIZER_OPS:
+        if "n_thresholds" in c:
+            cost = m.thresholds(c["n"], c["n_thresholds"], _width(node.inputs[0]), _width(node.outputs[0]))
+        else:  # the output type's cast: rounding and saturation logic
+            cost = m.elementwise(node.outputs[0].type.numel, _width(node.outputs[0]), "add")
+        trips = 1
     elif op in WIRES:  # layout copies and constant-index data movement: wiring
         cost, trips = m.Cost(), 1
     else:
         raise OptionError(f"{node.name}: the estimator has no model of the HLS kernel for {op} yet")
+    activation = getattr(node.op.op, "activation", None) if op in ("Dense", "FusedConv") else None
+    if activation is not None and activation.op_type == "Clip":  # fused ReLU6: a clamp per parallel output
+        parallel = c.get("n_out", c.get("out_c", 1)) * c.get("tokens", 1)
+        clamp = m.compare_select(parallel, clip_type(node.op.param("accum"), value_type(node.outputs[0])).width,
+                                 "clip")
+        cost.delay_ns += clamp.delay_ns
+        cost.lut += clamp.lut
     if layer.table is not None:  # a fused table activation after the accumulator
         parallel = c.get("n_out", c.get("out_c", 1)) * c.get("tokens", 1)
         t = m.table_activation(layer.table["size"], value_type(node.outputs[0]).width,
@@ -303,6 +346,51 @@ def _binary(node) -> m.Cost:
     return m.binary(out.type.numel, _width(a), _width(b), _width(out), kind, constant)
 
 
+def _compare_select(node) -> m.Cost:
+    """Clip, Abs, Neg, Max, Min, the comparisons, Where and Sum, at the width of the type the kernel computes in
+    (Max, Min, Sum of k inputs: k - 1 steps per element, chained)."""
+    n = node.outputs[0].type.numel
+    kind = node.op_type.lower()
+    types = [value_type(v) for v in node.inputs if v is not None]
+    if node.op_type == "Clip":
+        return m.compare_select(n, clip_type(types[0], value_type(node.outputs[0])).width, kind)
+    if node.op_type == "Where":
+        return m.compare_select(n, _width(node.outputs[0]), "select")
+    signed = any(t.signed for t in types)
+    width = max(t.width + (signed and not t.signed) for t in types) + (kind == "neg")
+    if node.op_type in COMPARISONS:
+        return m.compare_select(n, width, "compare")
+    if kind not in ("max", "min", "sum"):
+        return m.compare_select(n, width, kind)
+    steps = max(len(types) - 1, 1)
+    cost = m.binary(n * steps, width, width, width, "add") if kind == "sum" else \
+        m.compare_select(n * steps, width, kind)
+    cost.delay_ns *= steps
+    return cost
+
+
+def _scaled_select(node) -> m.Cost:
+    """LeakyRelu, PRelu, HardSigmoid, HardSwish: a product by a constant per element (PRelu: the slope broadcast
+    to x, or a variable slope), then a select or a clamp."""
+    q, out = node.op, node.outputs[0]
+    n, x = out.type.numel, value_type(node.inputs[0])
+    if node.op_type == "PRelu":
+        slope = node.inputs[1]
+        raw = None
+        if slope.is_constant:
+            full = np.broadcast_to(np.asarray(slope.data, np.float64), out.shape).reshape(-1)
+            raw = np.round(full / value_type(slope).lsb).astype(np.int64)
+        return m.scaled_select(n, x.width, value_type(slope).width, _width(out), raw)
+    scale = q.param("sixth" if node.op_type == "HardSwish" else "slope")
+    raw = np.full(n, _constant_raw(scale.constant), np.int64)
+    pre_w = (scale.pre or scale.x_type).width
+    if node.op_type == "LeakyRelu":
+        return m.scaled_select(n, pre_w, scale.constant.type.width, _width(out), raw)
+    clamp_w = pre_w + scale.constant.type.width + 2
+    gate_w = q.param("gate").width if node.op_type == "HardSwish" else 0
+    return m.scaled_select(n, pre_w, scale.constant.type.width, _width(out), raw, gate_w=gate_w, clamp_w=clamp_w)
+
+
 def _batchnorm(node, timing) -> m.Cost:
     x, op = node.inputs[0], node.op.op
     multiplier = node.op.param("multiplier")
@@ -314,9 +402,12 @@ def _batchnorm(node, timing) -> m.Cost:
 
 
 def _reduction(node, timing, unrolled: bool) -> m.Cost:
-    outer, r, inner = ElementwiseKernels._reduction_layout(None, node, node.op.op)
+    outer, r, inner = reduction_layout(node, node.op.op)
     x = value_type(node.inputs[0])
-    if node.op_type == "ReduceMean":
+    if node.op_type in ("ReduceMax", "ReduceMin", "GlobalMaxPool"):
+        return m.reduction(outer, r, inner, x.width, x.width, None, unrolled, timing,
+                           extremum="min" if node.op_type == "ReduceMin" else "max")
+    if node.op_type in ("ReduceMean", "GlobalAveragePool"):
         mean = node.op.param("mean")
         sum_w = mean.x_type.width
         scaling = ((mean.pre or mean.x_type).width, mean.constant.type.width, _constant_raw(mean.constant))
@@ -491,8 +582,8 @@ def _self_unrolled_copies(node, layer) -> int:
         return node.inputs[node.op.op.X_Q].shape[1]
     if node.op_type == "LayerNormalization":
         return layer.config["rows"]
-    if node.op_type in ("ReduceMean", "ReduceSum"):
-        outer, _, inner = ElementwiseKernels._reduction_layout(None, node, node.op.op)
+    if node.op_type in REDUCING:
+        outer, _, inner = reduction_layout(node, node.op.op)
         return outer * inner
     return 1
 

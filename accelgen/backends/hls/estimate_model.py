@@ -262,13 +262,15 @@ def softmax(rows: int, n: int, x_w: int, t_w: int, log2e_w: int, exp_entries: in
 
 
 def conv2d(out_pixels: int, in_pixels: int, taps: int, out_c: int, weights_raw: np.ndarray, x_w: int, w_w: int,
-           acc_w: int, timing: Timing) -> Cost:
+           acc_w: int, timing: Timing, groups: int = 1) -> Cost:
     """Pipelined over output pixels at II=1, every output channel and tap unrolled; the input is a fully
-    partitioned array, so each tap reads through a multiplexer over the pixels it can land on."""
+    partitioned array, so each of the `taps` input reads (in_c * k_h * k_w) goes through a multiplexer over the
+    pixels it can land on. A grouped convolution sums taps / groups products per output (its own group's channels)
+    and has one multiplier per weight it stores (out_c * taps / groups): depthwise, k_h * k_w per channel."""
     nz = len(weights_raw)
     dsp, lut, t_mul = products(weights_raw, nz, x_w, w_w, constant=True)
     sel = min(out_pixels, in_pixels)
-    delay = t_mux(sel) + t_mul + tree_depth(max(taps, 1) + 1) * t_add(acc_w)
+    delay = t_mux(sel) + t_mul + tree_depth(max(taps // groups, 1) + 1) * t_add(acc_w)
     lut += nz * acc_w + taps * x_w * math.ceil(sel / 4)
     return Cost(delay_ns=delay, cycles=out_pixels - 1, dsp=dsp, lut=lut, ff=out_c * out_pixels * 0 + out_c * acc_w,
                 notes=[f"{nz} multipliers per pixel, {out_pixels} pixels"])
@@ -281,12 +283,71 @@ def maxpool(channels: int, out_pixels: int, window: int, x_w: int, in_pixels: in
                 ff=x_w * window)
 
 
+def avgpool(channels: int, out_pixels: int, window: int, x_w: int, in_pixels: int, sum_w: int,
+            scaling: tuple[int, int, int], n_scales: int, timing: Timing) -> Cost:
+    """ag::avgpool2d: maxpool's loop and input muxes, an adder tree over the window instead of the max chain, then
+    one multiply by 1/count: scaling = (pre_w, scale_w, scale raw). A single constant is a constant multiply;
+    per-position constants (n_scales > 1) are a small ROM indexed by the position and a general multiplier."""
+    trips = channels * out_pixels
+    pre_w, scale_w, raw = scaling
+    if n_scales == 1:
+        dsp, m_lut, t_mul = products(np.array([raw]), 1, pre_w, scale_w, constant=True)
+        bram, rom_lut, rom_cycles, t_rom = 0, 0, 0, 0.0
+    else:
+        dsp, m_lut, t_mul = products(None, 1, pre_w, scale_w, constant=False)
+        bram, rom_lut, rom_cycles, t_rom = rom(n_scales, scale_w, 1, timing)
+    delay = t_mux(channels * in_pixels) + tree_depth(window) * t_add(sum_w) + max(t_mul, t_rom)
+    lut = window * x_w * (1 + math.ceil(min(trips, in_pixels) / 4)) + window * sum_w + m_lut + rom_lut
+    return Cost(delay_ns=delay, cycles=trips - 1 + rom_cycles, dsp=dsp, lut=lut, ff=sum_w + pre_w, bram18=bram,
+                notes=[f"{trips} sums of {window}, {n_scales} reciprocal constant{'s' if n_scales > 1 else ''}"])
+
+
+def compare_select(n: int, width: int, kind: str) -> Cost:
+    """n parallel compare-and-select elements (UNROLL). A w-bit comparator, adder or subtractor is w LUTs on the
+    carry chain; a 2:1 mux of w bits w / 2 LUT6_2, a 3:1 mux w. compare (Equal, Less...: a comparator, a 1-bit
+    result), max / min (a comparator and a 2:1 mux), clip (two comparators beside each other and a 3:1 mux), neg (a
+    subtractor from zero), abs (a negation and a mux on the sign bit), select (Where: a 2:1 mux)."""
+    per, delay = {"compare": (width, t_add(width)), "max": (width + width // 2, t_add(width) + 0.3),
+                  "min": (width + width // 2, t_add(width) + 0.3), "clip": (3 * width, t_add(width) + 0.3),
+                  "neg": (width, t_add(width)), "abs": (width + width // 2, t_add(width) + 0.3),
+                  "select": (max(width // 2, 1), 0.3)}[kind]
+    return Cost(delay_ns=delay, lut=n * per)
+
+
+def scaled_select(n: int, x_w: int, scale_w: int, out_w: int, raw: np.ndarray | None, gate_w: int = 0,
+                  clamp_w: int = 0) -> Cost:
+    """LeakyRelu, PRelu, HardSigmoid, HardSwish (UNROLL over n): one product by a constant per element (`raw`
+    holds each element's constant; None: a variable operand, a general multiplier), then a select on the sign of
+    x (LeakyRelu, PRelu) or, with clamp_w, an add of the offset and a clamp to [0, 1] (two comparators, a mux);
+    HardSwish also multiplies x by the gate_w-bit gate."""
+    dsp, lut, t_mul = products(raw, n, x_w, scale_w, constant=raw is not None)
+    delay = t_mul
+    if clamp_w:
+        delay += 2 * t_add(clamp_w) + 0.3
+        lut += n * 3 * clamp_w
+    else:
+        delay += 0.3
+        lut += n * (out_w // 2 + 1)
+    if gate_w:
+        g_dsp, g_lut, g_mul = products(None, n, x_w, gate_w, constant=False)
+        dsp, lut, delay = dsp + g_dsp, lut + g_lut, delay + g_mul
+    return Cost(delay_ns=delay, dsp=dsp, lut=lut, notes=[f"{n} elements"])
+
+
 def elementwise(n: int, width: int, kind: str) -> Cost:
     if kind == "add":
         return Cost(delay_ns=t_add(width), lut=n * width)
     if kind == "relu":
         return Cost(delay_ns=0.3, lut=n * width // 2)
     return Cost()
+
+
+def thresholds(n: int, steps: int, x_w: int, out_w: int) -> Cost:
+    """ag::quantize_thresholds (UNROLL over n values): per value, `steps` compares of x with constants (a carry
+    chain, about x_w / 2 LUTs each), then the level table read as a mux of steps + 1 constants."""
+    return Cost(delay_ns=t_add(x_w) + t_mux(steps + 1),
+                lut=n * (steps * math.ceil(x_w / 2) + out_w * math.ceil((steps + 1) / 4)),
+                notes=[f"{n} x {steps} threshold compares"])
 
 
 def binary(n: int, a_w: int, b_w: int, out_w: int, kind: str, constant_raw: np.ndarray | None = None) -> Cost:
@@ -318,11 +379,19 @@ def scale_shift(outer: int, scale_raw: np.ndarray, x_w: int, a_w: int, sum_w: in
 
 
 def reduction(outer: int, r: int, inner: int, x_w: int, sum_w: int, mean: tuple[int, int, int] | None,
-              unrolled: bool, timing: Timing) -> Cost:
-    """ag::reduce_sum / reduce_mean: the inner loop pipelined (II=1) inside a plain outer loop, the R-input sum
-    unrolled into an adder tree, then (mean) one constant multiply by 1/R: mean = (pre_w, scale_w, scale raw)."""
-    lut = r * sum_w
-    delay = tree_depth(r) * t_add(sum_w)
+              unrolled: bool, timing: Timing, extremum: str | None = None) -> Cost:
+    """ag::reduce_sum / reduce_mean / reduce_extremum: the inner loop pipelined (II=1) inside a plain outer loop,
+    the R-input sum unrolled into an adder tree, then (mean) one constant multiply by 1/R: mean = (pre_w, scale_w,
+    scale raw). An extremum ("max" or "min") is a chain of R - 1 compare-and-selects at the input's width (the
+    kernel's loop carries `best`; HLS balances sums into trees, not selections)."""
+    if extremum:
+        lut = (r - 1) * x_w
+        delay = (r - 1) * (t_add(x_w) + 0.3)
+        what = {"max": "maxima", "min": "minima"}[extremum]
+    else:
+        lut = r * sum_w
+        delay = tree_depth(r) * t_add(sum_w)
+        what = "sums"
     dsp = 0
     if mean is not None:
         pre_w, scale_w, raw = mean
@@ -332,8 +401,9 @@ def reduction(outer: int, r: int, inner: int, x_w: int, sum_w: int, mean: tuple[
     trips = outer * inner
     if unrolled:
         return Cost(delay_ns=delay, dsp=dsp * trips, lut=lut * trips, ff=0,
-                    notes=[f"{trips} sums of {r}, unrolled"])
+                    notes=[f"{trips} {what} of {r}, unrolled"])
     delay += t_mux(inner)  # x[(o * r + k) * inner + i]: a mux over i per tree input
     lut += r * x_w * math.ceil(inner / 4) if inner > 1 else 0
     cycles = inner * outer - 1 + (outer - 1) * (max(timing.stages(delay), 1) + 1)
-    return Cost(delay_ns=delay, cycles=cycles, dsp=dsp, lut=lut, ff=sum_w, notes=[f"{trips} sums of {r}"])
+    return Cost(delay_ns=delay, cycles=cycles, dsp=dsp, lut=lut, ff=x_w if extremum else sum_w,
+                notes=[f"{trips} {what} of {r}"])

@@ -10,7 +10,7 @@ import numpy as np
 from accelgen.backends.hls.cpp import identifier
 from accelgen.backends.hls.estimate import write_project_report
 from accelgen.backends.hls.generate import ProjectWriter, prepare_folder, write_files
-from accelgen.backends.hls.layers import check_supported
+from accelgen.backends.hls.layers import check_supported, value_type
 from accelgen.backends.hls.options import parse_options
 from accelgen.backends.hls.project import HlsProject
 from accelgen.errors import InputError, OptionError, QuantizationError
@@ -84,7 +84,7 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
     _check_config_keys(q, opts)
     layers = writer.build_layers()
     _check_layer_reuse(q, layers, opts)
-    _check_fits(layers, opts)
+    _check_fits(layers, opts, q.nodes)
     if data is not None:
         tb_in = [np.asarray(data[v.name][:TB_SAMPLES], np.float64) for v in q.inputs]
     else:  # no samples given: one all-zero sample keeps the Vitis C simulation runnable
@@ -131,12 +131,13 @@ def _check_layer_reuse(q: Graph, layers, opts) -> None:
                               "(Dense and MultiHeadAttention with strategy resource have)")
 
 
-def _check_fits(layers, opts) -> None:
+def _check_fits(layers, opts, nodes) -> None:
     """A layer's kernel needs its multipliers at once (all of them fully unrolled, n_in*n_out/R with a reuse
-    factor): refuse a layer that alone needs more than the part's DSPs, with what to change."""
+    factor): refuse a layer that alone needs more than the part's DSPs, with what to change. Products with an
+    operand of 4 bits or fewer (binary and ternary weights, 2-bit activations) are LUT logic, not DSPs."""
     part = opts.part
-    for layer in layers:
-        if layer.multipliers <= part.dsp:
+    for layer, node in zip(layers, nodes):
+        if layer.multipliers <= part.dsp or _lut_products(node):
             continue
         sizes = {name: value for kind, name, value in layer.config if kind in ("int", "unsigned")}
         if layer.op_type == "Dense":
@@ -154,6 +155,16 @@ def _check_fits(layers, opts) -> None:
         raise OptionError(f"layer {layer.node_name!r} ({layer.op_type}) needs {layer.multipliers} multipliers in "
                           f"parallel but {part.name} has {part.dsp} DSPs; {advice}. (io stream moves tensors "
                           "through FIFOs but keeps each layer's multipliers.)")
+
+
+LUT_PRODUCT_BITS = 4  # a product with an operand this narrow is a few LUTs (an AND, a negation), never a DSP
+
+
+def _lut_products(node) -> bool:
+    """Whether every product of a Dense or Conv layer has an operand of at most LUT_PRODUCT_BITS bits."""
+    if node.op_type not in ("Dense", "Conv", "FusedConv"):
+        return False
+    return min(value_type(node.inputs[0]).width, value_type(node.inputs[1]).width) <= LUT_PRODUCT_BITS
 
 
 def _attention_advice(sizes: dict, dsp: int) -> str:

@@ -23,16 +23,19 @@ from accelgen.backends.hls.cpp import (
     literal,
 )
 from accelgen.backends.hls.layers_elementwise import ELEMENTWISE_OPS, ElementwiseKernels
+from accelgen.backends.hls.layers_quant import QUANTIZER_OPS, QuantKernels
 from accelgen.backends.hls.layers_transformer import TRANSFORMER_OPS, TransformerKernels
 from accelgen.errors import OptionError, QuantizationError, UnsupportedOpsError
 from accelgen.ir.graph import Graph, Node, Value
 from accelgen.ir.ops.activations import _Tabled
-from accelgen.ir.ops.fixed_math import product_type, sum_type
+from accelgen.ir.ops.conv import Geometry
+from accelgen.ir.ops.fixed_math import Rescale, product_type, sum_type
 from accelgen.ir.ops.quantized import LookupTable
 from accelgen.ir.types import BoolType, FixedType, IntType, Overflow, Rounding
 
 COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
-SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "Relu", "Softmax") + COPIES + ELEMENTWISE_OPS + TRANSFORMER_OPS
+SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "AveragePool", "Relu", "Softmax") + COPIES + ELEMENTWISE_OPS + \
+    TRANSFORMER_OPS + QUANTIZER_OPS
 
 
 @dataclass
@@ -124,6 +127,75 @@ def tile_order(weights: np.ndarray, tile_in: int, tile_out: int) -> np.ndarray:
     return tiles.transpose(0, 2, 1, 3).reshape(-1)
 
 
+def window_sizes(x_shape, g: Geometry) -> dict[str, int]:
+    """The spatial sizes ag::conv2d and ag::maxpool2d read, for a 1-D or 2-D window op on x [1, C, *spatial].
+    A 1-D op ([1, C, L]) is the 2-D one on an image of height 1 with a kernel of height 1 (stride and dilation 1,
+    no padding along it): [1, C, L] is [1, C, 1, L] in memory, and so are its weights and output, so the 2-D
+    kernels (and the stream line buffer, with a ring of one row) compute it unchanged."""
+    spatial = tuple(x_shape[2:])
+    if len(spatial) == 1:
+        spatial = (1, *spatial)
+        g = Geometry((1, *g.kernel), (1, *g.strides), (1, *g.dilations), (0, *g.begin), (0, *g.end), (1, *g.out))
+    return {"in_h": spatial[0], "in_w": spatial[1], "out_h": g.out[0], "out_w": g.out[1],
+            "k_h": g.kernel[0], "k_w": g.kernel[1], "stride_h": g.strides[0], "stride_w": g.strides[1],
+            "dilation_h": g.dilations[0], "dilation_w": g.dilations[1], "pad_top": g.begin[0], "pad_left": g.begin[1]}
+
+
+def conv_sizes(node: Node, conv) -> dict[str, int]:
+    """ag::conv2d's sizes for a Conv (or FusedConv's conv) node: 1-D or 2-D, batch 1, any group. A grouped
+    convolution keeps its weights as ONNX stores them, [out_c, group_in_c, k...]: output channel m reads only the
+    group_in_c input channels of its own group, so every multiplier is a real product (no zero weights standing
+    for the other groups' channels). Depthwise (groups = in_c) has group_in_c = 1: k_h * k_w products per output
+    channel and pixel."""
+    x_shape, w_shape = node.inputs[0].shape, node.inputs[1].shape
+    if len(x_shape) not in (3, 4) or x_shape[0] != 1:
+        raise OptionError(f"{node.name}: only 1-D and 2-D convolutions with batch 1 have an HLS kernel in this "
+                          f"version (input {x_shape})")
+    groups = conv.group
+    return {"in_c": x_shape[1], "out_c": w_shape[0], "groups": groups, "group_in_c": x_shape[1] // groups,
+            "group_out_c": w_shape[0] // groups, **window_sizes(x_shape, conv.geometry(x_shape[2:], w_shape[2:]))}
+
+
+def conv_name(node: Node, conv) -> str:
+    """conv1d / conv2d, with the grouping: "depthwise conv2d", "conv1d in 2 groups"."""
+    name = f"conv{len(node.inputs[0].shape) - 2}d"
+    if conv.group == 1:
+        return name
+    return f"depthwise {name}" if conv.group == node.inputs[0].shape[1] else f"{name} in {conv.group} groups"
+
+
+def pool_sizes(node: Node, op) -> dict[str, int]:
+    """ag::maxpool2d's sizes for a 1-D or 2-D MaxPool (batch 1, no indices output)."""
+    shape = node.inputs[0].shape
+    if len(shape) not in (3, 4) or shape[0] != 1 or op.with_indices:
+        raise OptionError(f"{node.name}: only 1-D and 2-D MaxPool with batch 1 and no indices output has an HLS "
+                          "kernel")
+    return {"channels": shape[1], **window_sizes(shape, op.geometry(shape))}
+
+
+def pool_name(node: Node, op) -> str:
+    """The kernel's description: maxpool 2x2 (2-D), avgpool1d 3 (1-D)."""
+    kernel = op.geometry(node.inputs[0].shape).kernel
+    kind = "maxpool" if node.op_type == "MaxPool" else "avgpool"
+    return f"{kind}{'1d' if len(kernel) == 1 else ''} {'x'.join(str(k) for k in kernel)}"
+
+
+def avgpool_sizes(node: Node, op) -> dict[str, int]:
+    """ag::avgpool2d's sizes for a 1-D or 2-D AveragePool (batch 1): ag::maxpool2d's, plus lim_h and lim_w, the
+    end of the input the windows read. That is the input's end except where accelgen's AveragePool (as ORT) cuts
+    a dilated pool's input short at a negative end padding (AveragePool._sums)."""
+    shape = node.inputs[0].shape
+    if len(shape) not in (3, 4) or shape[0] != 1:
+        raise OptionError(f"{node.name}: only 1-D and 2-D AveragePool with batch 1 has an HLS kernel")
+    g = op.geometry(shape)
+    spatial = list(shape[2:])
+    if any(d != 1 for d in g.dilations) and min(g.end) < 0:
+        spatial = [n + min(e, 0) for n, e in zip(spatial, g.end)]
+    sizes = {"channels": shape[1], **window_sizes(shape, g)}
+    lim = [1, *spatial] if len(spatial) == 1 else spatial
+    return {**sizes, "lim_h": lim[0], "lim_w": lim[1]}
+
+
 def check_supported(graph: Graph) -> None:
     """All the ops this slice of the HLS backend lacks, with node names, in one error."""
     missing: dict[str, list[str]] = {}
@@ -147,7 +219,7 @@ def value_type(v: Value) -> FixedType:
     return v.dtype
 
 
-class LayerBuilder(ElementwiseKernels, TransformerKernels):
+class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
     """Builds the Layer of each node; `tensor_names` maps graph values to their C names."""
 
     fixed_type = staticmethod(value_type)
@@ -190,13 +262,16 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels):
             return "ag::no_activation"
         if activation.op_type == "Relu":
             return "ag::relu_activation"
+        if activation.op_type == "Clip":  # exact: clamps the accumulator, then the output rounding (ReLU6)
+            layer.config += self.clip_members(layer, node.op.param("accum"), value_type(node.outputs[0]), activation)
+            return f"ag::clip_activation<{layer.config_name}>"
         table = node.op.param("activation_table")
         if table is not None and activation.op_type == "Gelu":
             struct = self._table(layer, node.op.param("accum"), table)[len("ag::table_activation<"):-1]
             return f"ag::gelu_activation<{struct}>"
         if table is None or type(activation).lookup_fixed is not _Tabled.lookup_fixed:
             raise OptionError(f"{node.name}: fused activation {activation.op_type} has no HLS kernel in this "
-                              "version (Relu, Gelu and plain table activations such as Sigmoid and Tanh)")
+                              "version (Relu, Clip, Gelu and plain table activations such as Sigmoid and Tanh)")
         return self._table(layer, node.op.param("accum"), table)
 
     def _table(self, layer: Layer, x: FixedType, table: LookupTable) -> str:
@@ -307,48 +382,52 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels):
         self._conv2d(layer, node, q, op, None)
 
     def _conv2d(self, layer: Layer, node: Node, q, conv, activation) -> None:
-        x_shape, w_shape = node.inputs[0].shape, node.inputs[1].shape
-        if len(x_shape) != 4 or x_shape[0] != 1 or conv.group != 1:
-            raise OptionError(f"{node.name}: only 2-D convolutions with batch 1 and group 1 have an HLS kernel in "
-                              f"this version (input {x_shape}, group {conv.group})")
+        sizes = conv_sizes(node, conv)
         w_type, accum, b_type = self._linear_types(layer, node, q)
-        g = conv.geometry(x_shape[2:], w_shape[2:])
+        w_shape = node.inputs[1].shape
         wt = self._typedef(layer, "weight", w_type)
         at = self._typedef(layer, "accum", accum)
-        layer.config += [("int", "in_c", x_shape[1]), ("int", "in_h", x_shape[2]), ("int", "in_w", x_shape[3]),
-                         ("int", "out_c", w_shape[0]), ("int", "out_h", g.out[0]), ("int", "out_w", g.out[1]),
-                         ("int", "k_h", w_shape[2]), ("int", "k_w", w_shape[3]),
-                         ("int", "stride_h", g.strides[0]), ("int", "stride_w", g.strides[1]),
-                         ("int", "dilation_h", g.dilations[0]), ("int", "dilation_w", g.dilations[1]),
-                         ("int", "pad_top", g.begin[0]), ("int", "pad_left", g.begin[1]),
-                         ("type", "weight_t", wt), ("type", "accum_t", at),
+        layer.config += [("int", name, value) for name, value in sizes.items()]
+        layer.config += [("type", "weight_t", wt), ("type", "accum_t", at),
                          ("type", "activation", self._activation(layer, node, activation))]
         layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
                                        exact_literals(node.inputs[1].data, w_type, f"{node.name} weights")))
         bias = self._bias(layer, node, b_type, w_shape[0])
         layer.call = f"ag::conv2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_w, {bias});"
-        layer.multipliers = int(np.prod(w_shape))
-        layer.kernel = f"conv2d parallel over output pixels, {layer.multipliers} multipliers per pixel"
+        layer.multipliers = int(np.prod(w_shape))  # out_c * group_in_c * taps: the real products of one pixel
+        layer.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {layer.multipliers} multipliers per "
+                        "pixel")
 
     def _maxpool(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
-        shape = node.inputs[0].shape
-        if len(shape) != 4 or shape[0] != 1 or op.with_indices:
-            raise OptionError(f"{node.name}: only 2-D MaxPool with batch 1 and no indices output has an HLS kernel")
-        g = op.geometry(shape)
-        for axis in range(2):  # every window must see one real element (padding never wins, see the kernel)
-            for o in range(g.out[axis]):
-                start = o * g.strides[axis] - g.begin[axis]
-                taps = start + np.arange(g.kernel[axis]) * g.dilations[axis]
-                if not np.any((taps >= 0) & (taps < shape[2 + axis])):
+        sizes = pool_sizes(node, op)
+        for axis, pad in (("h", "pad_top"), ("w", "pad_left")):  # every window must see one real element
+            for o in range(sizes[f"out_{axis}"]):  # (padding never wins, see the kernel)
+                start = o * sizes[f"stride_{axis}"] - sizes[pad]
+                taps = start + np.arange(sizes[f"k_{axis}"]) * sizes[f"dilation_{axis}"]
+                if not np.any((taps >= 0) & (taps < sizes[f"in_{axis}"])):
                     raise OptionError(f"{node.name}: a pooling window lies entirely in the padding")
-        layer.config += [("int", "channels", shape[1]), ("int", "in_h", shape[2]), ("int", "in_w", shape[3]),
-                         ("int", "out_h", g.out[0]), ("int", "out_w", g.out[1]),
-                         ("int", "k_h", g.kernel[0]), ("int", "k_w", g.kernel[1]),
-                         ("int", "stride_h", g.strides[0]), ("int", "stride_w", g.strides[1]),
-                         ("int", "dilation_h", g.dilations[0]), ("int", "dilation_w", g.dilations[1]),
-                         ("int", "pad_top", g.begin[0]), ("int", "pad_left", g.begin[1])]
+        layer.config += [("int", name, value) for name, value in sizes.items()]
         layer.call = f"ag::maxpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)});"
-        layer.kernel = f"maxpool {g.kernel[0]}x{g.kernel[1]}"
+        layer.kernel = pool_name(node, op)
+
+    def _averagepool(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
+        sizes = avgpool_sizes(node, op)
+        mean = q.param("mean")
+        value_type(node.inputs[0]), value_type(node.outputs[0])  # fixed point, or a clear error
+        if not isinstance(mean, Rescale) or mean.out is not None:
+            raise QuantizationError(f"{node.name}: AveragePool has no exact 'mean' scaling in its precision params")
+        scales = mean.constant.array.reshape(-1)
+        if np.all(scales == scales[0]):  # every position counts the same taps: one constant
+            scales = scales[:1]
+        layer.config += [("int", name, value) for name, value in sizes.items()]
+        layer.config += [("int", "n_scales", len(scales)), ("type", "sum_t", self._typedef(layer, "sum", mean.x_type)),
+                         ("type", "pre_t", self._typedef(layer, "pre", mean.pre or mean.x_type)),
+                         ("type", "scale_t", self._typedef(layer, "scale", mean.constant.type))]
+        layer.arrays.append(ConstArray(f"{layer.cname}_scale", f"{layer.cname}_scale_t",
+                                       exact_literals(scales, mean.constant.type, f"{node.name} 1/count")))
+        layer.call = f"ag::avgpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_scale);"
+        layer.kernel = pool_name(node, op) + (", count includes padding" if op.count_include_pad else "")
+        layer.multipliers = 1  # one product per output position, pipelined over positions
 
     def _relu(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
         layer.call = f"ag::relu<{node.outputs[0].type.numel}>({self._x(node)}, {self._y(node)});"

@@ -5,10 +5,10 @@ writes its output array to one FIFO per consumer (a stream has exactly one reade
 a tensor's last dimension (a token's features, an image row), so the top-level ports are AXI streams of frames.
 
 A convolution whose input comes from another layer reads it as pixel frames (the channels of one pixel, raster
-order) through a line buffer instead (ag_stream_conv.h): it computes each output row once the input rows it needs
-have arrived, keeping only those rows. Every process still writes only after its computation, so each FIFO is as
-deep as its tensor has frames: then no order in which the hardware runs the processes can deadlock. Every decision
-is made here; top_stream.cpp.j2 only prints it.
+order; a 1-D convolution's input is one row of pixels) through a line buffer instead (ag_stream_conv.h): it
+computes each output row once the input rows it needs have arrived, keeping only those rows. Every process still
+writes only after its computation, so each FIFO is as deep as its tensor has frames: then no order in which the
+hardware runs the processes can deadlock. Every decision is made here; top_stream.cpp.j2 only prints it.
 """
 
 from __future__ import annotations
@@ -149,10 +149,11 @@ def pixel_t(cname: str) -> str:
 
 
 def _line_buffered(node, layer) -> bool:
-    """A 2-D convolution with the parallel kernel's call (batch 1, group 1, NCHW) can read pixel frames."""
+    """A convolution with the parallel kernel's call (batch 1, NCHW or NCL: a 1-D one is an image of height 1, any
+    group) can read pixel frames."""
     x = node.inputs[0]
     return (node.op_type in ("Conv", "FusedConv") and CONV_CALL.fullmatch(layer.call) is not None
-            and len(x.shape) == 4 and x.shape[0] == 1)
+            and len(x.shape) in (3, 4) and x.shape[0] == 1)
 
 
 def _local(v: Value, names: dict[str, str]) -> LocalArray:

@@ -58,12 +58,27 @@ def _movement():
     return _quantized(movement_model(), {"x": np.random.default_rng(0).normal(size=(50, 4, 2)).astype(np.float32)})
 
 
+def _conv_forms():
+    """1-D, grouped and depthwise convolutions and a 1-D max pool (imported here: that module imports this one)."""
+    from tests.backends.hls.test_conv_forms import quantized_model
+
+    return quantized_model("seq")
+
+
 def _example(which):
     return lambda: example_transformer(which)[1]
 
 
+def _more_kernels():
+    """Average and global pools, ReLU6 fused and standalone, the other standalone activations and the extrema."""
+    from tests.backends.hls.test_more_kernels import quantized_combined
+
+    return quantized_combined()
+
+
 GRAPHS = {"jet_transformer": _example("jet_transformer"), "tiny_transformer": _example("tiny_transformer"),
-          "bert_masked": _bert, "elementwise": _elementwise, "movement": _movement}
+          "bert_masked": _bert, "elementwise": _elementwise, "movement": _movement, "conv_forms": _conv_forms,
+          "more_kernels": _more_kernels}
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
-// accelgen HLS kernels: the io stream design's line-buffered 2-D convolution (NCHW, batch 1, group 1). The input
+// accelgen HLS kernels: the io stream design's line-buffered 2-D convolution (NCHW, batch 1, any group). The input
 // arrives as pixel frames (the in_c values of one pixel, raster order); each output row is computed as soon as the
 // last input row its windows reach has arrived, and only the rows a window can still reach are kept (a ring of
 // (k_h - 1) * dilation_h + 1 rows instead of the whole image). The arithmetic is ag::conv2d's: exact accumulator,
-// padding contributes nothing, one rounding at the store, so the outputs are identical.
+// padding contributes nothing, one rounding at the store, output channel m reading only its group's input channels,
+// so the outputs are identical. A 1-D convolution (height 1) keeps a ring of one row: its whole input.
 #ifndef AG_STREAM_CONV_H_
 #define AG_STREAM_CONV_H_
 
@@ -24,20 +25,21 @@ template <class CONFIG> int conv_last_row(int oh) {
 template <class CONFIG, class X, class Y>
 void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c], int oh,
                 Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
-                const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::in_c * CONFIG::k_h * CONFIG::k_w],
+                const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::group_in_c * CONFIG::k_h * CONFIG::k_w],
                 const typename CONFIG::bias_t bias[CONFIG::out_c]) {
     for (int ow = 0; ow < CONFIG::out_w; ow++) {
 #pragma HLS PIPELINE II = 1
         for (int m = 0; m < CONFIG::out_c; m++) {
+            const int first = m / CONFIG::group_out_c * CONFIG::group_in_c;  // the group's first input channel
             typename CONFIG::accum_t acc = bias[m];
-            for (int c = 0; c < CONFIG::in_c; c++) {
+            for (int c = 0; c < CONFIG::group_in_c; c++) {
                 for (int kh = 0; kh < CONFIG::k_h; kh++) {
                     const int ih = oh * CONFIG::stride_h - CONFIG::pad_top + kh * CONFIG::dilation_h;
                     for (int kw = 0; kw < CONFIG::k_w; kw++) {
                         const int iw = ow * CONFIG::stride_w - CONFIG::pad_left + kw * CONFIG::dilation_w;
                         if (ih >= 0 && ih < CONFIG::in_h && iw >= 0 && iw < CONFIG::in_w) {
-                            acc += lines[ih % conv_lines<CONFIG>::rows][iw][c] *
-                                   w[((m * CONFIG::in_c + c) * CONFIG::k_h + kh) * CONFIG::k_w + kw];
+                            acc += lines[ih % conv_lines<CONFIG>::rows][iw][first + c] *
+                                   w[((m * CONFIG::group_in_c + c) * CONFIG::k_h + kh) * CONFIG::k_w + kw];
                         }
                     }
                 }
@@ -49,7 +51,8 @@ void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in
 
 template <class CONFIG, class X, class Y>
 void conv2d_line_buffer(hls::stream<frame<X, CONFIG::in_c> > &in, Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
-                        const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::in_c * CONFIG::k_h * CONFIG::k_w],
+                        const typename CONFIG::weight_t
+                            w[CONFIG::out_c * CONFIG::group_in_c * CONFIG::k_h * CONFIG::k_w],
                         const typename CONFIG::bias_t bias[CONFIG::out_c]) {
     X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c];
 #pragma HLS ARRAY_PARTITION variable = lines complete dim = 3
@@ -63,8 +66,13 @@ void conv2d_line_buffer(hls::stream<frame<X, CONFIG::in_c> > &in, Y y[CONFIG::ou
                 lines[ih % conv_lines<CONFIG>::rows][iw][c] = pixel[c];
             }
         }
-        for (; oh < CONFIG::out_h && conv_last_row<CONFIG>(oh) <= ih; oh++) {
+        // the output rows this input row completes: a static bound (all of them) and an early exit
+        for (int r = 0; r < CONFIG::out_h; r++) {
+            if (oh == CONFIG::out_h || conv_last_row<CONFIG>(oh) > ih) {
+                break;
+            }
             conv2d_row<CONFIG>(lines, oh, y, w, bias);
+            oh++;
         }
     }
 }
