@@ -82,22 +82,20 @@ def _describe(node, choice) -> _Kernel:
     if op == "Dense":
         n_in, n_out = node.inputs[1].shape
         k.config = {"n_in": n_in, "n_out": n_out, "tokens": node.inputs[0].type.numel // n_in}
-        if choice.strategy == "resource" and sparse_resource(node.inputs[1].data, choice.reuse_factor):
-            rf, nonzero = choice.reuse_factor, int(np.count_nonzero(node.inputs[1].data))
-            k.kernel = f"dense resource sparse, reuse {rf}, {max(-(-nonzero // rf), 1)} multipliers"
-        elif choice.strategy == "resource":
-            total, rf = n_in * n_out, choice.reuse_factor
-            if total % rf:
-                raise OptionError(f"{node.name}: reuse factor {rf} does not divide its {total} multiplications "
-                                  f"({n_in}x{n_out}); choose a divisor of {total}")
-            k.kernel = f"dense resource, reuse {rf}, {total // rf} multipliers"
+        if choice.strategy == "resource":
+            k.kernel = f"dense {_resource_kernel(node, node.inputs[1].data, choice.reuse_factor)}"
         else:
             k.kernel = f"dense latency, {int(np.count_nonzero(node.inputs[1].data))} multipliers (zeros skipped)"
     elif op in ("Conv", "FusedConv"):
         conv = inner.conv if op == "FusedConv" else inner
         k.config = conv_sizes(node, conv)
-        k.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {int(np.prod(node.inputs[1].shape))} "
-                    "multipliers per pixel")
+        k.config["n_in"] = k.config["group_in_c"] * k.config["k_h"] * k.config["k_w"]
+        if choice.strategy == "resource" and conv.group == 1:
+            k.kernel = (f"{conv_name(node, conv)} {_resource_kernel(node, _conv_matrix(node), choice.reuse_factor)} "
+                        "per output pixel")
+        else:
+            k.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {int(np.prod(node.inputs[1].shape))} "
+                        "multipliers per pixel")
     elif op == "MaxPool":
         k.config = pool_sizes(node, inner)
         k.kernel = pool_name(node, inner)
@@ -237,20 +235,20 @@ def _kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, i
             trips = c["tokens"]
             if not unrolled:
                 _read_mux(cost, trips, c["n_in"], x_w)
-        elif sparse_resource(node.inputs[1].data, choice.reuse_factor):
-            lanes = resource_lanes(node.inputs[1].data, choice.reuse_factor)
-            cost = m.dense_reuse_sparse(c["n_out"], c["tokens"], lanes.rows, lanes.cols, choice.reuse_factor,
-                                        x_w, w_w, acc_w, timing)
-            trips = 1
         else:
-            cost = m.dense_reuse(c["n_in"], c["n_out"], c["tokens"], len(raw), choice.reuse_factor, x_w, w_w,
-                                 acc_w, timing)
-            trips = 1
+            cost, trips = _resource_cost(node.inputs[1].data, c["tokens"], choice.reuse_factor, x_w, w_w, acc_w,
+                                         timing), 1
     elif op in ("Conv", "FusedConv"):
         x_w, w_w, acc_w = _width(node.inputs[0]), _width(node.inputs[1]), node.op.param("accum").width
         trips = c["out_h"] * c["out_w"]
-        cost = m.conv2d(trips, c["in_h"] * c["in_w"], c["in_c"] * c["k_h"] * c["k_w"], c["out_c"],
-                        _raw_weights(node), x_w, w_w, acc_w, timing, groups=c["groups"])
+        if choice.strategy == "resource" and c["groups"] == 1:  # ag::conv2d_resource: Dense resource per pixel
+            cost = _resource_cost(_conv_matrix(node), trips, choice.reuse_factor, x_w, w_w, acc_w, timing)
+            cost.delay_ns += m.t_mux(c["in_h"] * c["in_w"])  # each window value reads through a mux
+            cost.lut += c["n_in"] * x_w * math.ceil(c["in_h"] * c["in_w"] / 4)
+            trips = 1
+        else:
+            cost = m.conv2d(trips, c["in_h"] * c["in_w"], c["in_c"] * c["k_h"] * c["k_w"], c["out_c"],
+                            _raw_weights(node), x_w, w_w, acc_w, timing, groups=c["groups"])
     elif op == "MaxPool":
         trips = c["channels"] * c["out_h"] * c["out_w"]
         cost = m.maxpool(c["channels"], c["out_h"] * c["out_w"], c["k_h"] * c["k_w"], _width(node.inputs[0]),
@@ -324,6 +322,32 @@ def _kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, i
         cost.bram18 += t.bram18
         cost.notes += t.notes
     return cost, trips
+
+
+def _conv_matrix(node) -> np.ndarray:
+    """A convolution's kernel as the n_in x out_c matrix its resource form multiplies each window by."""
+    w = np.asarray(node.inputs[1].data, np.float64)
+    return w.reshape(w.shape[0], -1).T
+
+
+def _resource_kernel(node, weights: np.ndarray, rf: int) -> str:
+    """The description of the resource form of an n_in x n_out product matrix (as layers.py writes it)."""
+    if sparse_resource(weights, rf):
+        return f"resource sparse, reuse {rf}, {max(-(-int(np.count_nonzero(weights)) // rf), 1)} multipliers"
+    total = weights.size
+    if total % rf:
+        raise OptionError(f"{node.name}: reuse factor {rf} does not divide its {total} multiplications "
+                          f"({weights.shape[0]}x{weights.shape[1]}); choose a divisor of {total}")
+    return f"resource, reuse {rf}, {total // rf} multipliers"
+
+
+def _resource_cost(weights: np.ndarray, tokens: int, rf: int, x_w: int, w_w: int, acc_w: int, timing) -> m.Cost:
+    """The resource Dense kernel (dense or sparse lanes) over `tokens` rows of an n_in x n_out matrix."""
+    if sparse_resource(weights, rf):
+        lanes = resource_lanes(weights, rf)
+        return m.dense_reuse_sparse(weights.shape[1], tokens, lanes.rows, lanes.cols, rf, x_w, w_w, acc_w, timing)
+    return m.dense_reuse(weights.shape[0], weights.shape[1], tokens, int(np.count_nonzero(weights)), rf, x_w, w_w,
+                         acc_w, timing)
 
 
 def _read_mux(cost: m.Cost, trips: int, n: int, width: int) -> None:

@@ -128,7 +128,7 @@ def _check_layer_reuse(q: Graph, layers, opts) -> None:
         if given.get("reuse_factor", 1) > 1 and opts.choice_for(node).reuse_factor > 1 and not uses_reuse:
             raise OptionError(f"config gives layer {node.name!r} ({node.op_type}) reuse factor "
                               f"{given['reuse_factor']}, but its HLS kernel has no reuse factor in this version "
-                              "(Dense and MultiHeadAttention with strategy resource have)")
+                              "(Dense, MultiHeadAttention and Conv with group 1 with strategy resource have)")
 
 
 def _check_fits(layers, opts, nodes) -> None:
@@ -140,8 +140,9 @@ def _check_fits(layers, opts, nodes) -> None:
         if layer.multipliers <= part.dsp or _lut_products(node):
             continue
         sizes = {name: value for kind, name, value in layer.config if kind in ("int", "unsigned")}
-        if layer.op_type == "Dense":
-            products = sizes["n_in"] * sizes["n_out"]
+        if layer.op_type == "Dense" or (layer.op_type in ("Conv", "FusedConv") and sizes["groups"] == 1):
+            products = (sizes["n_in"] * sizes["n_out"] if layer.op_type == "Dense"
+                        else sizes["in_c"] * sizes["k_h"] * sizes["k_w"] * sizes["out_c"])
             reuse = -(-products // part.dsp)  # the smallest divisor of products at or above products / DSPs
             while products % reuse:
                 reuse += 1

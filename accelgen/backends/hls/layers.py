@@ -347,41 +347,48 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
                           f"{layer.cname}_w_out, {bias});")
             layer.multipliers = int(np.count_nonzero(weights)) if len(nz) else 0
             layer.kernel = f"dense latency, {layer.multipliers} multipliers (zeros skipped)"
-        elif sparse_resource(weights, choice.reuse_factor):  # pruned: only the nonzero weights take turns
-            rf = choice.reuse_factor
+        else:
+            kernel, args = self._resource_products(layer, node, weights, w_type, wt, choice.reuse_factor)
+            layer.call = f"ag::dense_{kernel}<{layer.config_name}>({x}, {y}, {args}, {bias});"
+            layer.kernel = f"dense {layer.kernel}"
+
+    def _resource_products(self, layer: Layer, node: Node, weights: np.ndarray, w_type: FixedType, wt: str,
+                           rf: int) -> tuple[str, str]:
+        """The time-multiplexed n_in x n_out product matrix `weights` of a resource-strategy Dense (or of a
+        convolution's window and kernel): config, weight arrays, multipliers and description; returns the kernel
+        form ("resource" or "resource_sparse") and its weight arguments."""
+        n_in, n_out = weights.shape
+        if sparse_resource(weights, rf):  # pruned: only the nonzero weights take turns
             lanes = resource_lanes(weights, rf)
             layer.config += [("int", "reuse_factor", rf), ("int", "block_factor", lanes.block_factor),
                              ("int", "n_nonzero", rf * lanes.block_factor)]
             layer.arrays += [ConstArray(f"{layer.cname}_w", wt, exact_literals(lanes.w, w_type, f"{node.name} weights")),
                              ConstArray(f"{layer.cname}_w_in", "unsigned short", [str(int(i)) for i in lanes.rows]),
                              ConstArray(f"{layer.cname}_w_out", "unsigned short", [str(int(j)) for j in lanes.cols])]
-            layer.call = (f"ag::dense_resource_sparse<{layer.config_name}>({x}, {y}, {layer.cname}_w, "
-                          f"{layer.cname}_w_in, {layer.cname}_w_out, {bias});")
             layer.multipliers = lanes.block_factor
-            layer.kernel = (f"dense resource sparse, reuse {rf}, {lanes.block_factor} multipliers for "
-                            f"{lanes.nonzero} nonzero weights")
-        else:
-            total = n_in * n_out
-            if total % choice.reuse_factor:
-                raise OptionError(f"{node.name}: reuse factor {choice.reuse_factor} does not divide its {total} "
-                                  f"multiplications ({n_in}x{n_out}); choose a divisor of {total}")
-            block_factor = total // choice.reuse_factor
-            tile_in, tile_out = resource_tiles(n_in, n_out, block_factor)
-            layer.config += [("int", "reuse_factor", choice.reuse_factor), ("int", "block_factor", block_factor),
-                             ("int", "tile_in", tile_in), ("int", "tile_out", tile_out)]
-            layer.arrays.append(ConstArray(f"{layer.cname}_w", wt, exact_literals(
-                tile_order(weights, tile_in, tile_out), w_type, f"{node.name} weights")))
-            layer.call = f"ag::dense_resource<{layer.config_name}>({x}, {y}, {layer.cname}_w, {bias});"
-            layer.multipliers = total // choice.reuse_factor
-            layer.kernel = f"dense resource, reuse {choice.reuse_factor}, {layer.multipliers} multipliers"
+            layer.kernel = f"resource sparse, reuse {rf}, {lanes.block_factor} multipliers for {lanes.nonzero} nonzero weights"
+            return "resource_sparse", f"{layer.cname}_w, {layer.cname}_w_in, {layer.cname}_w_out"
+        total = n_in * n_out
+        if total % rf:
+            raise OptionError(f"{node.name}: reuse factor {rf} does not divide its {total} multiplications "
+                              f"({n_in}x{n_out}); choose a divisor of {total}")
+        block_factor = total // rf
+        tile_in, tile_out = resource_tiles(n_in, n_out, block_factor)
+        layer.config += [("int", "reuse_factor", rf), ("int", "block_factor", block_factor),
+                         ("int", "tile_in", tile_in), ("int", "tile_out", tile_out)]
+        layer.arrays.append(ConstArray(f"{layer.cname}_w", wt, exact_literals(
+            tile_order(weights, tile_in, tile_out), w_type, f"{node.name} weights")))
+        layer.multipliers = block_factor
+        layer.kernel = f"resource, reuse {rf}, {block_factor} multipliers"
+        return "resource", f"{layer.cname}_w"
 
     def _fusedconv(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
-        self._conv2d(layer, node, q, op.conv, op.activation)
+        self._conv2d(layer, node, q, op.conv, op.activation, choice)
 
     def _conv(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
-        self._conv2d(layer, node, q, op, None)
+        self._conv2d(layer, node, q, op, None, choice)
 
-    def _conv2d(self, layer: Layer, node: Node, q, conv, activation) -> None:
+    def _conv2d(self, layer: Layer, node: Node, q, conv, activation, choice: LayerChoice) -> None:
         sizes = conv_sizes(node, conv)
         w_type, accum, b_type = self._linear_types(layer, node, q)
         w_shape = node.inputs[1].shape
@@ -390,9 +397,16 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
         layer.config += [("int", name, value) for name, value in sizes.items()]
         layer.config += [("type", "weight_t", wt), ("type", "accum_t", at),
                          ("type", "activation", self._activation(layer, node, activation))]
+        bias = self._bias(layer, node, b_type, w_shape[0])
+        if choice.strategy == "resource" and conv.group == 1:  # the window x kernel matrix, shared multipliers
+            weights = np.asarray(node.inputs[1].data, np.float64).reshape(w_shape[0], -1).T  # [n_in, out_c]
+            layer.config += [("int", "tokens", 1), ("int", "n_in", weights.shape[0]), ("int", "n_out", w_shape[0])]
+            kernel, args = self._resource_products(layer, node, weights, w_type, wt, choice.reuse_factor)
+            layer.call = f"ag::conv2d_{kernel}<{layer.config_name}>({self._x(node)}, {self._y(node)}, {args}, {bias});"
+            layer.kernel = f"{conv_name(node, conv)} {layer.kernel} per output pixel"
+            return
         layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
                                        exact_literals(node.inputs[1].data, w_type, f"{node.name} weights")))
-        bias = self._bias(layer, node, b_type, w_shape[0])
         layer.call = f"ag::conv2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_w, {bias});"
         layer.multipliers = int(np.prod(w_shape))  # out_c * group_in_c * taps: the real products of one pixel
         layer.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {layer.multipliers} multipliers per "
