@@ -158,8 +158,9 @@ def attention_core(a: Attention, unrolled: bool, timing: Timing) -> Cost:
 def attention(a: Attention, unrolled: bool, timing: Timing) -> Cost:
     """ag::multihead_attention: the Q, K, V projections, the per-query loop, the output projection.
 
-    Looped (DATAFLOW top): the four loops run one after the other inside the process; the output projection's
-    path is the kernel's `delay_ns`, everything before it `cycles`. Unrolled (PIPELINE top): Q, K and V are
+    Looped (DATAFLOW top): the projection loop (Q, K and V of a token per iteration for self-attention; else Q's
+    loop and a K/V one), the per-query loop and the output projection run one after the other inside the process;
+    the output projection's path is the kernel's `delay_ns`, everything before it `cycles`. Unrolled (PIPELINE top): Q, K and V are
     computed side by side, then the core and the output projection chain combinationally."""
     parts = {"Q": projection(a.q, unrolled, timing), "K": projection(a.k, unrolled, timing),
              "V": projection(a.v, unrolled, timing), "attention": attention_core(a, unrolled, timing),
@@ -177,10 +178,13 @@ def attention(a: Attention, unrolled: bool, timing: Timing) -> Cost:
         qkv = max(parts[k].delay_ns for k in "QKV")
         total.delay_ns = qkv + parts["attention"].delay_ns + out.delay_ns
         total.cycles = parts["attention"].cycles
-    else:
+    else:  # K and V share a loop, and Q joins it when the queries are the keys' tokens (ag::attention_qkv)
+        together = ("Q", "K", "V") if a.seq_q == a.seq_kv else ("K", "V")
+        merged = Cost(delay_ns=max(parts[k].delay_ns for k in together), cycles=max(parts[k].cycles for k in together))
+        loops = [merged, parts["attention"]] + ([] if a.seq_q == a.seq_kv else [parts["Q"]])
         total.delay_ns = out.delay_ns
-        total.cycles = sum(_loop_cycles(parts[k], timing) for k in ("Q", "K", "V", "attention")) + out.cycles
-        total.notes.append("Q, K, V, attention and output loops run one after the other")
+        total.cycles = sum(_loop_cycles(c, timing) for c in loops) + out.cycles
+        total.notes.append(f"{', '.join(together)} in one loop; then the attention and output loops")
     total.ii = 1 if unrolled else total.cycles + max(timing.stages(total.delay_ns), 1) + LOOP_OVERHEAD
     return total
 

@@ -175,7 +175,8 @@ class TransformerKernels:
         layer.config += [("int", "seq_q", xq.shape[1]), ("int", "embed_q", xq.shape[2]), ("int", "seq_kv", seq_kv),
                          ("int", "embed_kv", xkv.shape[2]), ("int", "width", width),
                          ("int", "embed_out", wo.shape[1]), ("int", "heads", op.num_heads),
-                         ("int", "head_dim", op.head_dim), ("unsigned", "causal", int(op.causal))]
+                         ("int", "head_dim", op.head_dim), ("unsigned", "causal", int(op.causal)),
+                         ("unsigned", "qkv_together", int(xq.shape[1] == seq_kv))]  # one loop for Q, K and V
         c = layer.cname
         names = []
         for slot in range(op.W_Q, op.B_O + 1):

@@ -56,7 +56,7 @@ def test_attention_multipliers_follow_the_kernel_structure():
     per_token = 4 * 256 + 2 * (2 * 15 * 8) + 2 * 15 + 2 * softmax_dsp
     assert looped.dsp == per_token
     assert unrolled.dsp == 15 * per_token  # the pipelined top unrolls the token loops
-    assert unrolled.cycles < looped.cycles and looped.cycles > 4 * 15  # four token loops one after the other
+    assert unrolled.cycles < looped.cycles and looped.cycles > 3 * 15  # Q/K/V, per-query and output token loops
 
 
 def test_attention_zero_weights_cost_no_multiplier():
