@@ -570,7 +570,8 @@ def _stream_composition(q: Graph, costs: list[m.Cost], kernel_cycles: list[int])
     values = {v.name: v for v in q.values()}
     names = {name: f"t{i}" for i, name in enumerate(values)}
     tensor_of = {c: values[name] for name, c in names.items()}
-    plan = plan_stream(q, names, [SimpleNamespace(cname=f"l{i}", call="", kernel="") for i in range(len(q.nodes))])
+    plan = plan_stream(q, names, [SimpleNamespace(cname=f"l{i}", call="", kernel="", line_buffer=None)
+                                 for i in range(len(q.nodes))])
     frame_bits = {f"{c}_frame_t": _width(v) * frame_size(v) for c, v in tensor_of.items() if not v.is_constant}
     fifos = {f.name: (f.depth, frame_bits[f.frame_t]) for f in plan.fifos}
     layer_of = {f"l{i}_stage": i for i in range(len(q.nodes))}

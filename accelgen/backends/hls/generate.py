@@ -52,8 +52,8 @@ STREAM_DESIGN = (
     "io stream: the ports are AXI streams of frames (a frame is a tensor's last dimension: a token's features, an "
     "image row) and every layer is a DATAFLOW process joined to the next by `hls::stream` FIFOs. A process reads "
     "its whole input into a local array, runs the layer's kernel (the same as io parallel) and writes its output "
-    "to one FIFO per reader, so consecutive inputs overlap across layers. A convolution fed by another layer reads "
-    "pixel frames (all channels of one pixel) through a line buffer instead, computing each output row as soon as "
+    "to one FIFO per reader, so consecutive inputs overlap across layers. A convolution or pooling fed by another "
+    "layer reads pixel frames (all channels of one pixel) through a line buffer instead, computing each output row as soon as "
     "the input rows it needs have arrived. Each FIFO holds a whole tensor, so no process schedule can deadlock.")
 MANIFEST = "manifest.json"
 AP_WIDTH = re.compile(r"\bap_u?(?:fixed|int)<\s*(\d+)")  # the width of a C++ type spelling

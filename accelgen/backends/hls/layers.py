@@ -61,6 +61,9 @@ class Layer:
     table: dict | None = None  # a table activation's struct (see ag::table_activation)
     call: str = ""
     multipliers: int = 0
+    # io stream: the kernel that reads the input itself as pixel frames through a line buffer, and its arguments
+    # after that stream (a convolution's or pooling's parallel form has one)
+    line_buffer: tuple[str, list[str]] | None = None
 
     @property
     def config_name(self) -> str:
@@ -362,11 +365,13 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
             lanes = resource_lanes(weights, rf)
             layer.config += [("int", "reuse_factor", rf), ("int", "block_factor", lanes.block_factor),
                              ("int", "n_nonzero", rf * lanes.block_factor)]
-            layer.arrays += [ConstArray(f"{layer.cname}_w", wt, exact_literals(lanes.w, w_type, f"{node.name} weights")),
+            layer.arrays += [ConstArray(f"{layer.cname}_w", wt,
+                                        exact_literals(lanes.w, w_type, f"{node.name} weights")),
                              ConstArray(f"{layer.cname}_w_in", "unsigned short", [str(int(i)) for i in lanes.rows]),
                              ConstArray(f"{layer.cname}_w_out", "unsigned short", [str(int(j)) for j in lanes.cols])]
             layer.multipliers = lanes.block_factor
-            layer.kernel = f"resource sparse, reuse {rf}, {lanes.block_factor} multipliers for {lanes.nonzero} nonzero weights"
+            layer.kernel = (f"resource sparse, reuse {rf}, {lanes.block_factor} multipliers for {lanes.nonzero} "
+                            "nonzero weights")
             return "resource_sparse", f"{layer.cname}_w, {layer.cname}_w_in, {layer.cname}_w_out"
         total = n_in * n_out
         if total % rf:
@@ -408,6 +413,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
         layer.arrays.append(ConstArray(f"{layer.cname}_w", wt,
                                        exact_literals(node.inputs[1].data, w_type, f"{node.name} weights")))
         layer.call = f"ag::conv2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_w, {bias});"
+        layer.line_buffer = ("conv2d_line_buffer", [self._y(node), f"{layer.cname}_w", bias])
         layer.multipliers = int(np.prod(w_shape))  # out_c * group_in_c * taps: the real products of one pixel
         layer.kernel = (f"{conv_name(node, conv)} parallel over output pixels, {layer.multipliers} multipliers per "
                         "pixel")
@@ -422,6 +428,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
                     raise OptionError(f"{node.name}: a pooling window lies entirely in the padding")
         layer.config += [("int", name, value) for name, value in sizes.items()]
         layer.call = f"ag::maxpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)});"
+        layer.line_buffer = ("maxpool2d_line_buffer", [self._y(node)])
         layer.kernel = pool_name(node, op)
 
     def _averagepool(self, layer: Layer, node: Node, q, op, choice: LayerChoice) -> None:
@@ -440,6 +447,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
         layer.arrays.append(ConstArray(f"{layer.cname}_scale", f"{layer.cname}_scale_t",
                                        exact_literals(scales, mean.constant.type, f"{node.name} 1/count")))
         layer.call = f"ag::avgpool2d<{layer.config_name}>({self._x(node)}, {self._y(node)}, {layer.cname}_scale);"
+        layer.line_buffer = ("avgpool2d_line_buffer", [self._y(node), f"{layer.cname}_scale"])
         layer.kernel = pool_name(node, op) + (", count includes padding" if op.count_include_pad else "")
         layer.multipliers = 1  # one product per output position, pipelined over positions
 

@@ -4,22 +4,21 @@ Each process reads its input streams into local arrays, runs the same kernel cal
 writes its output array to one FIFO per consumer (a stream has exactly one reader). A stream element is a frame of
 a tensor's last dimension (a token's features, an image row), so the top-level ports are AXI streams of frames.
 
-A convolution whose input comes from another layer reads it as pixel frames (the channels of one pixel, raster
-order; a 1-D convolution's input is one row of pixels) through a line buffer instead (ag_stream_conv.h): it
-computes each output row once the input rows it needs have arrived, keeping only those rows. Every process still
+A convolution or a pooling whose input comes from another layer reads it as pixel frames (the channels of one
+pixel, raster order; a 1-D one's input is one row of pixels) through a line buffer instead (ag_stream_conv.h,
+ag_stream_pool.h; the layer's `line_buffer` names that form): it computes each output row once the input rows it
+needs have arrived, keeping only those rows. Every process still
 writes only after its computation, so each FIFO is as deep as its tensor has frames: then no order in which the
 hardware runs the processes can deadlock. Every decision is made here; top_stream.cpp.j2 only prints it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph, Value
 
-CONV_CALL = re.compile(r"ag::conv2d<(\w+)>\((\w+), (\w+), (\w+), (\w+)\);")  # layers.py's parallel conv call
 COMPLETE_PARTITION_MAX = 1024  # local arrays up to this size are split into registers; larger ones by frame slot
 
 
@@ -124,10 +123,10 @@ def plan_stream(graph: Graph, names: dict[str, str], layers) -> StreamPlan:
                 continue
             seen.add(v.name)
             fifo = fifo_of[v.name, layer.cname]
-            if fifo in pixels:  # the line-buffered convolution reads the FIFO itself
-                config, _, y, w, b = CONV_CALL.fullmatch(layer.call).groups()
+            if fifo in pixels:  # the line-buffered convolution or pooling reads the FIFO itself
+                kernel, args = layer.line_buffer
                 stage.params.append((pixel_t(names[v.name]), fifo))
-                stage.call = f"ag::conv2d_line_buffer<{config}>({fifo}, {y}, {w}, {b});"
+                stage.call = f"ag::{kernel}<{layer.config_name}>({', '.join([fifo, *args])});"
                 stage.comment = f"{node.name} ({node.op_type}): line-buffered, {layer.kernel}"
                 continue
             _read(stage, v, names, frame_t(v), fifo)
@@ -149,11 +148,10 @@ def pixel_t(cname: str) -> str:
 
 
 def _line_buffered(node, layer) -> bool:
-    """A convolution with the parallel kernel's call (batch 1, NCHW or NCL: a 1-D one is an image of height 1, any
-    group) can read pixel frames."""
+    """A convolution or pooling with a line-buffered form (its parallel kernel, batch 1, NCHW or NCL: a 1-D one is
+    an image of height 1) can read pixel frames."""
     x = node.inputs[0]
-    return (node.op_type in ("Conv", "FusedConv") and CONV_CALL.fullmatch(layer.call) is not None
-            and len(x.shape) in (3, 4) and x.shape[0] == 1)
+    return getattr(layer, "line_buffer", None) is not None and len(x.shape) in (3, 4) and x.shape[0] == 1
 
 
 def _local(v: Value, names: dict[str, str]) -> LocalArray:

@@ -178,3 +178,33 @@ def test_line_buffered_convolutions_of_every_geometry_bit_exact(tmp_path):
     x = rng.normal(size=(200, 3, 13, 11))
     want = np.concatenate([accelgen.run(q, {"x": x[i:i + 1]})["y"] for i in range(len(x))])
     np.testing.assert_array_equal(project.predict({"x": x})["y"], want)
+
+
+def test_line_buffered_pooling_bit_exact(tmp_path):
+    """Max and average pooling fed by another layer read pixel frames through a line buffer too (padding, strides,
+    dilation, ceil mode, count_include_pad), each equal to the interpreter; the firmware passes the lint and
+    -Werror."""
+    from tests.backends.hls.test_lint import gxx, lint_problems
+
+    rng = np.random.default_rng(9)
+
+    def w(name, *shape):
+        return const(name, rng.normal(0, 0.4, shape).astype(np.float32))
+
+    g = text_model("(float[1,3,12,11] x) => (float[1,2,3,3] y)",
+                   [w("w1", 4, 3, 3, 3), w("w2", 2, 4, 3, 3)],
+                   "a = Conv <pads = [1, 1, 1, 1]> (x, w1)\n"
+                   "p = MaxPool <kernel_shape = [3, 2], strides = [2, 1], pads = [1, 0, 1, 1], dilations = [1, 2]> (a)\n"
+                   "b = Conv <pads = [1, 1, 1, 1]> (p, w2)\n"
+                   "y = AveragePool <kernel_shape = [3, 3], strides = [2, 3], pads = [1, 1, 1, 1], ceil_mode = 1, "
+                   "count_include_pad = 1> (b)")
+    q = accelgen.quantize(accelgen.optimize(g), {"x": rng.normal(size=(200, 3, 12, 11)).astype(np.float32)})
+    project = compile(q, out_dir=tmp_path / "pool", io="stream")
+    code = (project.path / "firmware" / f"{project.top}.cpp").read_text()
+    assert code.count("ag::maxpool2d_line_buffer<") == 1 and code.count("ag::avgpool2d_line_buffer<") == 1
+    assert lint_problems(project) == []
+    done = gxx(project, "-fsyntax-only", "-Werror")
+    assert done.returncode == 0, done.stderr[-4000:]
+    x = 2 * rng.normal(size=(150, 3, 12, 11)).astype(np.float32)
+    want = np.concatenate([accelgen.run(q, {"x": x[i:i + 1]})["y"] for i in range(len(x))])
+    np.testing.assert_array_equal(project.predict({"x": x})["y"], want)

@@ -12,18 +12,18 @@
 
 namespace ag {
 
-template <class CONFIG> struct conv_lines {
+template <class CONFIG> struct window_lines {
     static const int rows = (CONFIG::k_h - 1) * CONFIG::dilation_h + 1;
 };
 
 // The last input row output row `oh` reads, clipped to the image (rows past either edge are padding).
-template <class CONFIG> int conv_last_row(int oh) {
+template <class CONFIG> int window_last_row(int oh) {
     const int last = oh * CONFIG::stride_h - CONFIG::pad_top + (CONFIG::k_h - 1) * CONFIG::dilation_h;
     return last < 0 ? 0 : (last >= CONFIG::in_h ? CONFIG::in_h - 1 : last);
 }
 
 template <class CONFIG, class X, class Y>
-void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c], int oh,
+void conv2d_row(const X lines[window_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c], int oh,
                 Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
                 const typename CONFIG::weight_t w[CONFIG::out_c * CONFIG::group_in_c * CONFIG::k_h * CONFIG::k_w],
                 const typename CONFIG::bias_t bias[CONFIG::out_c]) {
@@ -38,7 +38,7 @@ void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in
                     for (int kw = 0; kw < CONFIG::k_w; kw++) {
                         const int iw = ow * CONFIG::stride_w - CONFIG::pad_left + kw * CONFIG::dilation_w;
                         if (ih >= 0 && ih < CONFIG::in_h && iw >= 0 && iw < CONFIG::in_w) {
-                            acc += lines[ih % conv_lines<CONFIG>::rows][iw][first + c] *
+                            acc += lines[ih % window_lines<CONFIG>::rows][iw][first + c] *
                                    w[((m * CONFIG::group_in_c + c) * CONFIG::k_h + kh) * CONFIG::k_w + kw];
                         }
                     }
@@ -49,26 +49,38 @@ void conv2d_row(const X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in
     }
 }
 
+// Input row ih of the image, one pixel frame (all channels) per clock, into its slot of the ring of rows.
+template <class CONFIG, unsigned C, class X>
+void read_image_row(hls::stream<frame<X, C> > &in, X lines[window_lines<CONFIG>::rows][CONFIG::in_w][C],
+                    const int ih) {
+    for (int iw = 0; iw < CONFIG::in_w; iw++) {
+#pragma HLS PIPELINE II = 1
+        const frame<X, C> pixel = in.read();
+        for (unsigned c = 0; c < C; c++) {
+#pragma HLS UNROLL
+            lines[ih % window_lines<CONFIG>::rows][iw][c] = pixel[c];
+        }
+    }
+}
+
+// Whether output row oh can be computed once input row ih has arrived (oh < out_h).
+template <class CONFIG> bool row_ready(const int oh, const int ih) {
+    return oh < CONFIG::out_h && window_last_row<CONFIG>(oh) <= ih;
+}
+
 template <class CONFIG, class X, class Y>
 void conv2d_line_buffer(hls::stream<frame<X, CONFIG::in_c> > &in, Y y[CONFIG::out_c * CONFIG::out_h * CONFIG::out_w],
                         const typename CONFIG::weight_t
                             w[CONFIG::out_c * CONFIG::group_in_c * CONFIG::k_h * CONFIG::k_w],
                         const typename CONFIG::bias_t bias[CONFIG::out_c]) {
-    X lines[conv_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c];
+    X lines[window_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::in_c];
 #pragma HLS ARRAY_PARTITION variable = lines complete dim = 3
     int oh = 0;
     for (int ih = 0; ih < CONFIG::in_h; ih++) {
-        for (int iw = 0; iw < CONFIG::in_w; iw++) {
-#pragma HLS PIPELINE II = 1
-            const frame<X, CONFIG::in_c> pixel = in.read();
-            for (int c = 0; c < CONFIG::in_c; c++) {
-#pragma HLS UNROLL
-                lines[ih % conv_lines<CONFIG>::rows][iw][c] = pixel[c];
-            }
-        }
+        read_image_row<CONFIG, CONFIG::in_c>(in, lines, ih);
         // the output rows this input row completes: a static bound (all of them) and an early exit
         for (int r = 0; r < CONFIG::out_h; r++) {
-            if (oh == CONFIG::out_h || conv_last_row<CONFIG>(oh) > ih) {
+            if (!row_ready<CONFIG>(oh, ih)) {
                 break;
             }
             conv2d_row<CONFIG>(lines, oh, y, w, bias);
