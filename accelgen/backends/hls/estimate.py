@@ -41,6 +41,11 @@ from accelgen.backends.hls.layers_elementwise import (
     clip_type,
     reduction_layout,
 )
+from accelgen.backends.hls.layers_math import (
+    math_description,
+    matmul_shapes,
+    trunc_steps,
+)
 from accelgen.backends.hls.layers_quant import QUANTIZER_OPS, quantizer_steps
 from accelgen.backends.hls.layers_transformer import AttentionShape
 from accelgen.backends.hls.options import HlsOptions, parse_options
@@ -55,7 +60,7 @@ from accelgen.report import LayerEstimate, Report
 UNIFORM = re.compile(r"u?fixed<\s*\d+\s*,\s*-?\d+\s*>")
 SYNTHETIC_SAMPLES = 4
 REPORT_FILES = ("estimate.json", "estimate.md", "estimate.html")
-WIRES = (*COPIES, *GATHER_OPS, "Concat")  # kernels that only move data through constant indices
+WIRES = (*COPIES, *GATHER_OPS, "Concat", "GatherElements")  # kernels that only move data through constant indices
 REDUCING = (*REDUCTIONS, "GlobalAveragePool", "GlobalMaxPool")  # reduce_sum / reduce_mean / reduce_extremum
 SIGN_OPS = ("LeakyRelu", "PRelu", "Abs")  # a copy of unsigned x
 
@@ -128,6 +133,17 @@ def _describe(node, choice) -> _Kernel:
         k.kernel = f"layernorm over {k.config['n']}, rsqrt table {q.param('rsqrt').size}"
     elif op == "Gelu":
         k.kernel = f"gelu table {q.param('table').size}"
+    elif op == "MatMul":
+        mm, kk, nn, a_batch, _ = matmul_shapes(node)
+        k.config = {"batches": a_batch.size, "m": mm, "k": kk, "n": nn}
+        k.kernel = (f"matmul of activations, {a_batch.size} x [{mm}, {kk}] x [{kk}, {nn}], pipelined over rows, "
+                    f"{nn * kk} multipliers")
+    elif op in ("Div", "Reciprocal", "Sqrt", "Exp"):
+        k.kernel = math_description(node)
+    elif op == "Trunc":
+        steps = trunc_steps(node, value_type(node.inputs[0]), value_type(node.outputs[0]))[1]
+        k.config = {"n": node.outputs[0].type.numel, "n_thresholds": int(steps.size)}
+        k.kernel = f"trunc, {steps.size} thresholds per value"
     elif op in QUANTIZER_OPS:
         plan = quantizer_steps(node, value_type(node.inputs[0]), value_type(node.outputs[0]))
         k.config = {} if plan is None else {"n": node.outputs[0].type.numel, "n_thresholds": int(plan[1].size)}
@@ -303,6 +319,14 @@ def _kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, i
         trips = 1
     elif op in WIRES:  # layout copies and constant-index data movement: wiring
         cost, trips = m.Cost(), 1
+    elif op == "MatMul":  # ag::matmul: a row per iteration, the row loop as Dense's token loop
+        a_w, b_w = _width(node.inputs[0]), _width(node.inputs[1])
+        cost = m.matmul(c["batches"], c["m"], c["k"], c["n"], a_w, b_w, node.op.param("accum").width, timing)
+        trips = c["batches"] * c["m"]
+        if not unrolled:
+            _read_mux(cost, trips, c["k"], a_w)
+    elif op in ("Div", "Reciprocal", "Sqrt", "Exp", "Trunc"):
+        cost, trips = _math_cost(node, c, timing), 1
     else:
         raise OptionError(f"{node.name}: the estimator has no model of the HLS kernel for {op} yet")
     activation = getattr(node.op.op, "activation", None) if op in ("Dense", "FusedConv") else None
@@ -438,6 +462,31 @@ def _reduction(node, timing, unrolled: bool) -> m.Cost:
     else:
         sum_w, scaling = sum_type(x, r).width, None
     return m.reduction(outer, r, inner, x.width, sum_w, scaling, unrolled, timing)
+
+
+def _math_cost(node, c: dict, timing) -> m.Cost:
+    """Div, Reciprocal, Sqrt, Exp (ag_math.h) and Trunc (thresholds), at the widths layers_math.py gives them."""
+    q, op, out = node.op, node.op_type, node.outputs[0]
+    n, out_w = out.type.numel, _width(out)
+    if op == "Trunc":
+        return m.thresholds(c["n"], c["n_thresholds"], _width(node.inputs[0]), out_w)
+    if op == "Exp":
+        exp = q.param("exp")
+        scale = exp.scale
+        return m.exponential(n, (scale.pre or scale.x_type).width, scale.constant.type.width,
+                             _constant_raw(scale.constant), 1 << exp.index_bits, exp.out.width, out_w,
+                             exp.max_shift - exp.min_shift + 1, timing)
+    if op == "Div" and q.param("reciprocal") is not None:  # by a constant: a product per element
+        scale = q.param("reciprocal")
+        raw = np.round(np.broadcast_to(scale.constant.array, out.shape).reshape(-1) / scale.constant.type.lsb)
+        return m.binary(n, (scale.pre or scale.x_type).width, scale.constant.type.width, out_w, "mul",
+                        raw.astype(np.int64))
+    x = value_type(node.inputs[-1])
+    mag_w = x.width + (not x.signed)
+    table = q.param({"Div": "reciprocal_table", "Reciprocal": "reciprocal", "Sqrt": "sqrt"}[op])
+    num_w = _width(node.inputs[0]) if op == "Div" else 0
+    return m.normalized_function(n, mag_w, table.size, table.out.width, num_w, out_w,
+                                 mag_w // 2 + 1 if op == "Sqrt" else mag_w, timing)
 
 
 def _refuse_unsupported(graph: Graph) -> None:

@@ -407,3 +407,43 @@ def reduction(outer: int, r: int, inner: int, x_w: int, sum_w: int, mean: tuple[
     cycles = inner * outer - 1 + (outer - 1) * (max(timing.stages(delay), 1) + 1)
     return Cost(delay_ns=delay, cycles=cycles, dsp=dsp, lut=lut, ff=x_w if extremum else sum_w,
                 notes=[f"{trips} {what} of {r}"])
+
+
+def matmul(batches: int, m: int, k: int, n: int, a_w: int, b_w: int, acc_w: int, timing: Timing) -> Cost:
+    """ag::matmul (MatMul of two activations): one output row per iteration of a loop over batches * m rows
+    pipelined at II=1, each row n dot products of length k: n * k variable products and n adder trees of depth
+    ceil(log2 k). Like dense_latency, the row loop stays a loop unless a pipelined top unrolls it."""
+    per = dsp_per_product(a_w, b_w)
+    products_n = n * k
+    t_mul = T_DSP_MUL if per else t_lut_mul(a_w, b_w)
+    delay = t_mul + tree_depth(k) * t_add(acc_w)
+    lut = products_n * acc_w + (0 if per else products_n * int(0.6 * a_w * b_w))
+    return Cost(delay_ns=delay, cycles=batches * m - 1, dsp=products_n * per, lut=lut, ff=n * acc_w,
+                notes=[f"{products_n} multipliers per row, {batches * m} rows"])
+
+
+def normalized_function(n: int, mag_w: int, entries: int, entry_w: int, num_w: int, out_w: int, shifts: int,
+                        timing: Timing) -> Cost:
+    """ag::divide / reciprocal / square_root (UNROLL over n values): per value a leading-one search over the
+    mag_w bits of |x| (a priority encoder, a mux tree deep), the normalising shift that picks the table index,
+    one ROM read, for a division a num_w x entry_w product and a negation (num_w = 0: none), and the final shift
+    over `shifts` positions into the output (a barrel shifter of out_w bits, log2(shifts) mux levels)."""
+    bram, rom_lut, cycles, t_read = rom(entries, entry_w, n, timing)
+    per = dsp_per_product(num_w, entry_w) if num_w else 0
+    t_mul = (T_DSP_MUL if per else t_lut_mul(num_w, entry_w)) + t_add(num_w + entry_w) if num_w else 0.0
+    delay = t_add(mag_w) + 2 * t_mux(mag_w) + t_read + t_mul + t_mux(shifts) + t_add(out_w)
+    lut = n * (mag_w * 3 + out_w * max(tree_depth(shifts), 1) + (num_w + entry_w if num_w else 0)
+               + (0 if per or not num_w else int(0.6 * num_w * entry_w))) + rom_lut
+    return Cost(delay_ns=delay, cycles=cycles, dsp=n * per, lut=lut, bram18=bram,
+                notes=[f"table {entries}x{entry_w} bit, {n} readers"])
+
+
+def exponential(n: int, x_w: int, log2e_w: int, log2e_raw: int, entries: int, entry_w: int, out_w: int,
+                shifts: int, timing: Timing) -> Cost:
+    """ag::exponential (UNROLL over n values): softmax's exp per value: x * log2(e) (a constant product), the
+    rounding to t, one ROM read at t's top fractional bits and a shift over `shifts` positions."""
+    bram, rom_lut, cycles, t_read = rom(entries, entry_w, n, timing)
+    dsp, m_lut, t_mul = products(np.full(n, log2e_raw), n, x_w, log2e_w, constant=True)
+    delay = t_mul + t_add(x_w + log2e_w) + t_read + t_mux(shifts) + t_add(out_w)
+    return Cost(delay_ns=delay, cycles=cycles, dsp=dsp, lut=m_lut + rom_lut + n * out_w * max(tree_depth(shifts), 1),
+                bram18=bram, notes=[f"exp table {entries}x{entry_w} bit, {n} readers"])

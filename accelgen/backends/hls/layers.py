@@ -23,6 +23,7 @@ from accelgen.backends.hls.cpp import (
     literal,
 )
 from accelgen.backends.hls.layers_elementwise import ELEMENTWISE_OPS, ElementwiseKernels
+from accelgen.backends.hls.layers_math import MATH_OPS, MathKernels
 from accelgen.backends.hls.layers_quant import QUANTIZER_OPS, QuantKernels
 from accelgen.backends.hls.layers_transformer import TRANSFORMER_OPS, TransformerKernels
 from accelgen.errors import OptionError, QuantizationError, UnsupportedOpsError
@@ -35,7 +36,7 @@ from accelgen.ir.types import BoolType, FixedType, IntType, Overflow, Rounding
 
 COPIES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast")
 SUPPORTED = ("Dense", "FusedConv", "Conv", "MaxPool", "AveragePool", "Relu", "Softmax") + COPIES + ELEMENTWISE_OPS + \
-    TRANSFORMER_OPS + QUANTIZER_OPS
+    TRANSFORMER_OPS + QUANTIZER_OPS + MATH_OPS
 
 
 @dataclass
@@ -222,7 +223,7 @@ def value_type(v: Value) -> FixedType:
     return v.dtype
 
 
-class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels):
+class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKernels):
     """Builds the Layer of each node; `tensor_names` maps graph values to their C names."""
 
     fixed_type = staticmethod(value_type)

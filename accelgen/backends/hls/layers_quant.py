@@ -98,17 +98,21 @@ class QuantKernels:
             layer.call = f"ag::copy<{n}>({self._x(node)}, {self._y(node)});"
             layer.kernel = f"quantizer as the cast to {y}"
             return
-        values, steps = plan
+        self._thresholds(layer, node, x, y, *plan)
+        layer.kernel = f"quantizer, {plan[1].size} thresholds per value"
+
+    def _thresholds(self, layer, node, x: FixedType, y: FixedType, values: np.ndarray, steps: np.ndarray) -> None:
+        """ag::quantize_thresholds from x to y: `steps` the raw values of x at which the level steps up, `values`
+        each level's output (one more than the steps), exact in y."""
         t_name = self._typedef(layer, "threshold", x)
         v_name = self._typedef(layer, "level", y)
-        layer.config += [("unsigned", "n", n), ("unsigned", "n_thresholds", int(steps.size)),
+        layer.config += [("unsigned", "n", node.outputs[0].type.numel), ("unsigned", "n_thresholds", int(steps.size)),
                          ("type", "threshold_t", t_name), ("type", "level_t", v_name)]
         self._const(layer, f"{layer.cname}_thresholds", t_name,
                     exact_literals(np.ldexp(steps, -x.fractional), x, f"{node.name} thresholds"))
         self._const(layer, f"{layer.cname}_levels", v_name, exact_literals(values, y, f"{node.name} levels"))
         layer.call = (f"ag::quantize_thresholds<{layer.config_name}>({self._x(node)}, {self._y(node)}, "
                       f"{layer.cname}_thresholds, {layer.cname}_levels);")
-        layer.kernel = f"quantizer, {steps.size} thresholds per value"
 
     _intquant = _quant
     _quanttointeger = _quant

@@ -76,9 +76,17 @@ def _more_kernels():
     return quantized_combined()
 
 
+def _math():
+    """MatMul of activations, Div, Reciprocal, Sqrt, Exp, GatherElements (imported here: that module imports
+    this one)."""
+    from tests.backends.hls.test_math_kernels import quantized_math
+
+    return quantized_math()
+
+
 GRAPHS = {"jet_transformer": _example("jet_transformer"), "tiny_transformer": _example("tiny_transformer"),
           "bert_masked": _bert, "elementwise": _elementwise, "movement": _movement, "conv_forms": _conv_forms,
-          "more_kernels": _more_kernels}
+          "more_kernels": _more_kernels, "math": _math}
 
 
 @pytest.fixture(scope="module")
