@@ -65,6 +65,8 @@ class Layer:
     # io stream: the kernel that reads the input itself as pixel frames through a line buffer, and its arguments
     # after that stream (a convolution's or pooling's parallel form has one)
     line_buffer: tuple[str, list[str]] | None = None
+    column: dict | None = None  # per-channel weights: the struct that reads a column's shift (ag::channel_scale)
+    kernel_note: str = ""  # appended to `kernel` once the builder is done
 
     @property
     def config_name(self) -> str:
@@ -242,6 +244,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKer
         if node.op_type in COPIES:
             method = self._copy
         method(layer, node, q, op, choice)
+        layer.kernel += layer.kernel_note
         return layer
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -298,9 +301,6 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKer
         return f"ag::table_activation<{name}>"
 
     def _linear_types(self, layer: Layer, node: Node, q) -> tuple[FixedType, FixedType, FixedType | None]:
-        if q.param("column_shifts") is not None:
-            raise OptionError(f"{node.name}: per-channel weight scales have no HLS kernel in this version; "
-                              "quantize without per_channel")
         x, w = value_type(node.inputs[0]), value_type(node.inputs[1])
         b = value_type(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else None
         accum = q.param("accum")
@@ -310,6 +310,22 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKer
             if t is not None and not holds_exactly(accum, t) and t.fractional > accum.fractional:
                 raise QuantizationError(f"{node.name}: accumulator {accum} cannot hold {part} ({t}) exactly")
         return w, accum, b
+
+    def _scale(self, layer: Layer, node: Node, q) -> None:
+        """CONFIG::scale of a Dense or Conv: ag::tensor_scale, or for per-channel weights (QuantContext.
+        per_channel_plan) ag::channel_scale with the column type and a struct reading the shifts k_n."""
+        shifts = q.param("column_shifts")
+        if shifts is None:
+            layer.config.append(("type", "scale", "ag::tensor_scale"))
+            return
+        column = q.param("column_accum")
+        if not isinstance(column, FixedType):
+            raise QuantizationError(f"{node.name}: per-channel weights without a column accumulator type")
+        array, struct = f"{layer.cname}_shifts", f"column_{layer.cname}"
+        layer.arrays.append(ConstArray(array, "int", [str(int(k)) for k in shifts]))
+        layer.column = {"name": struct, "array": array}
+        layer.config.append(("type", "scale", f"ag::channel_scale<{self._typedef(layer, 'column', column)}, {struct}>"))
+        layer.kernel_note = f", per-channel weights (shifts {min(shifts)}..{max(shifts)})"
 
     def _bias(self, layer: Layer, node: Node, b: FixedType | None, n: int) -> str:
         name = f"{layer.cname}_b"
@@ -334,6 +350,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKer
                          ("type", "weight_t", wt), ("type", "accum_t", at),
                          ("type", "activation", self._activation(layer, node, op.activation))]
         bias = self._bias(layer, node, b_type, n_out)
+        self._scale(layer, node, q)
         x, y = self._x(node), self._y(node)
         if choice.strategy == "latency":
             rows, cols = np.nonzero(weights)
@@ -404,6 +421,7 @@ class LayerBuilder(ElementwiseKernels, TransformerKernels, QuantKernels, MathKer
         layer.config += [("type", "weight_t", wt), ("type", "accum_t", at),
                          ("type", "activation", self._activation(layer, node, activation))]
         bias = self._bias(layer, node, b_type, w_shape[0])
+        self._scale(layer, node, q)
         if choice.strategy == "resource" and conv.group == 1:  # the window x kernel matrix, shared multipliers
             weights = np.asarray(node.inputs[1].data, np.float64).reshape(w_shape[0], -1).T  # [n_in, out_c]
             layer.config += [("int", "tokens", 1), ("int", "n_in", weights.shape[0]), ("int", "n_out", w_shape[0])]

@@ -71,7 +71,8 @@ void attention_qkv(const XQ x_q[CONFIG::seq_q * CONFIG::embed_q], const XKV x_kv
 // Q, K and V: all three in one loop when the queries are the keys' tokens (qkv_together), else Q's loop, then K
 // and V in one.
 template <class CONFIG, bool TOGETHER> struct qkv_projections {
-    template <class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV, class Q, class K, class V>
+    template <class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV, class Q, class K,
+              class V>
     static void run(const XQ x_q[], const XKV x_kv[], const WQ w_q[], const WK w_k[], const WV w_v[], const BQ b_q[],
                     const BK b_k[], const BV b_v[], Q q[], K k[], V v[]) {
         attention_qkv<CONFIG, true>(x_q, x_kv, w_q, w_k, w_v, b_q, b_k, b_v, q, k, v);
@@ -79,7 +80,8 @@ template <class CONFIG, bool TOGETHER> struct qkv_projections {
 };
 
 template <class CONFIG> struct qkv_projections<CONFIG, false> {
-    template <class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV, class Q, class K, class V>
+    template <class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV, class Q, class K,
+              class V>
     static void run(const XQ x_q[], const XKV x_kv[], const WQ w_q[], const WK w_k[], const WV w_v[], const BQ b_q[],
                     const BK b_k[], const BV b_v[], Q q[], K k[], V v[]) {
         attention_projection<CONFIG::seq_q, CONFIG::embed_q, CONFIG::width, typename CONFIG::q_accum_t>(x_q, w_q,

@@ -64,6 +64,25 @@ template <class WIDE, class T> WIDE shift_exact(const T &x, int sh) {
     return w;
 }
 
+// How a Dense or Conv output column's accumulator begins and what the activation rounds, by weight scaling.
+// Per-tensor weights: the accumulator starts at the bias and is the value rounded.
+struct tensor_scale {
+    template <class ACC, class B> static ACC start(const B &b) { return ACC(b); }
+    template <class ACC, class B> static const ACC &finish(const ACC &acc, const B &, const unsigned) { return acc; }
+};
+
+// Per-channel weights (accelgen's QuantContext.per_channel_plan): column j's weights were stored times 2**-k_j
+// (k_j <= 0, from SHIFTS::shift(j)), so its exact product sum is shifted back by k_j in COLUMN (which has the
+// fractional bits for it) before the bias is added, as the interpreter does.
+template <class COLUMN, class SHIFTS> struct channel_scale {
+    template <class ACC, class B> static ACC start(const B &) { return ACC(0); }
+    template <class ACC, class B> static COLUMN finish(const ACC &acc, const B &b, const unsigned j) {
+        COLUMN c = shift_exact<COLUMN>(acc, SHIFTS::shift(j));
+        c += b;
+        return c;
+    }
+};
+
 } // namespace ag
 
 #endif

@@ -23,7 +23,7 @@ void conv2d(const X x[CONFIG::in_c * CONFIG::in_h * CONFIG::in_w],
 #pragma HLS PIPELINE II = 1
             for (int m = 0; m < CONFIG::out_c; m++) {
                 const int first = m / CONFIG::group_out_c * CONFIG::group_in_c;  // the group's first input channel
-                typename CONFIG::accum_t acc = bias[m];
+                typename CONFIG::accum_t acc = CONFIG::scale::template start<typename CONFIG::accum_t>(bias[m]);
                 for (int c = 0; c < CONFIG::group_in_c; c++) {
                     for (int kh = 0; kh < CONFIG::k_h; kh++) {
                         const int ih = oh * CONFIG::stride_h - CONFIG::pad_top + kh * CONFIG::dilation_h;
@@ -36,7 +36,8 @@ void conv2d(const X x[CONFIG::in_c * CONFIG::in_h * CONFIG::in_w],
                         }
                     }
                 }
-                CONFIG::activation::store(acc, y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
+                CONFIG::activation::store(CONFIG::scale::finish(acc, bias[m], m),
+                                          y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
             }
         }
     }

@@ -20,7 +20,7 @@ void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens 
 #pragma HLS ARRAY_PARTITION variable = acc complete
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            acc[j] = bias[j];
+            acc[j] = CONFIG::scale::template start<typename CONFIG::accum_t>(bias[j]);
         }
         for (unsigned k = 0; k < CONFIG::n_nonzero; k++) {
 #pragma HLS UNROLL
@@ -28,7 +28,7 @@ void dense_latency(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens 
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
+            CONFIG::activation::store(CONFIG::scale::finish(acc[j], bias[j], j), y[t * CONFIG::n_out + j]);
         }
     }
 }
@@ -52,7 +52,8 @@ void dense_resource(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 0
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            acc[j / CONFIG::tile_out][j % CONFIG::tile_out] = bias[j];
+            acc[j / CONFIG::tile_out][j % CONFIG::tile_out] =
+                CONFIG::scale::template start<typename CONFIG::accum_t>(bias[j]);
         }
         for (unsigned r = 0; r < CONFIG::reuse_factor; r++) {
 #pragma HLS PIPELINE II = 1
@@ -70,7 +71,8 @@ void dense_resource(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG::tokens
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            CONFIG::activation::store(acc[j / CONFIG::tile_out][j % CONFIG::tile_out], y[t * CONFIG::n_out + j]);
+            const typename CONFIG::accum_t &sum = acc[j / CONFIG::tile_out][j % CONFIG::tile_out];
+            CONFIG::activation::store(CONFIG::scale::finish(sum, bias[j], j), y[t * CONFIG::n_out + j]);
         }
     }
 }
@@ -88,7 +90,7 @@ void dense_resource_sparse(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG:
 #pragma HLS ARRAY_PARTITION variable = acc complete
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            acc[j] = bias[j];
+            acc[j] = CONFIG::scale::template start<typename CONFIG::accum_t>(bias[j]);
         }
         for (unsigned r = 0; r < CONFIG::reuse_factor; r++) {
 #pragma HLS PIPELINE II = 1
@@ -100,7 +102,7 @@ void dense_resource_sparse(const X x[CONFIG::tokens * CONFIG::n_in], Y y[CONFIG:
         }
         for (unsigned j = 0; j < CONFIG::n_out; j++) {
 #pragma HLS UNROLL
-            CONFIG::activation::store(acc[j], y[t * CONFIG::n_out + j]);
+            CONFIG::activation::store(CONFIG::scale::finish(acc[j], bias[j], j), y[t * CONFIG::n_out + j]);
         }
     }
 }

@@ -31,7 +31,7 @@ void conv2d_row(const X lines[window_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::
 #pragma HLS PIPELINE II = 1
         for (int m = 0; m < CONFIG::out_c; m++) {
             const int first = m / CONFIG::group_out_c * CONFIG::group_in_c;  // the group's first input channel
-            typename CONFIG::accum_t acc = bias[m];
+            typename CONFIG::accum_t acc = CONFIG::scale::template start<typename CONFIG::accum_t>(bias[m]);
             for (int c = 0; c < CONFIG::group_in_c; c++) {
                 for (int kh = 0; kh < CONFIG::k_h; kh++) {
                     const int ih = oh * CONFIG::stride_h - CONFIG::pad_top + kh * CONFIG::dilation_h;
@@ -44,7 +44,8 @@ void conv2d_row(const X lines[window_lines<CONFIG>::rows][CONFIG::in_w][CONFIG::
                     }
                 }
             }
-            CONFIG::activation::store(acc, y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
+            CONFIG::activation::store(CONFIG::scale::finish(acc, bias[m], m),
+                                      y[(m * CONFIG::out_h + oh) * CONFIG::out_w + ow]);
         }
     }
 }
