@@ -16,7 +16,7 @@ from accelgen.report import Report
 BACKEND_FLAGS = {
     "part": "part", "clock": "clock_ns", "reuse_factor": "reuse_factor", "strategy": "strategy", "io": "io",
     "precision": "precision", "calibration": "calibration", "config": "config", "csim": "csim",
-    "tune_trials": "tune_trials", "threads": "threads",
+    "tune_trials": "tune_trials", "threads": "threads", "per_channel": "per_channel",
 }
 
 
@@ -43,6 +43,8 @@ def add_backend_flags(s) -> None:
     s.add_argument("--precision", metavar="auto|fixed<W,I>", help="quantize a float model first (hls)")
     s.add_argument("--calibration", metavar="DATA.npz", help="calibration samples for the precision (hls)")
     s.add_argument("--config", metavar="LAYERS.yaml", help="per-layer precision/reuse/strategy (hls)")
+    s.add_argument("--per-channel", action="store_true",
+                   help="per-output-channel weight scales for Dense and Conv when quantizing (hls)")
     s.add_argument("--tune-trials", type=int, metavar="N", help="MetaSchedule tuning trials (tvm)")
     s.add_argument("--threads", type=int, metavar="N", help="CPU threads (tvm)")
     add_compile_prune_flags(s)

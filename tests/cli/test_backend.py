@@ -43,3 +43,17 @@ def test_compile_prints_the_estimate_and_writes_it_into_the_project(tmp_path, ca
     assert f"estimate: {report.summary()}" in printed
     assert (out / "report" / "estimate.md").read_text() == report.to_markdown()
     assert "<svg" in (out / "report" / "estimate.html").read_text()
+
+
+def test_compile_and_estimate_with_per_channel_weights(tmp_path, capsys):
+    x, _ = jets(64, seed=3)
+    np.savez(tmp_path / "calib.npz", input=x)
+    out = tmp_path / "proj"
+    assert main(["compile", JET_MLP, "--target", "hls", "--out", str(out), "--calibration",
+                 str(tmp_path / "calib.npz"), "--per-channel", "--csim"]) == 0
+    kernels = [layer["kernel"] for layer in json.loads((out / "manifest.json").read_text())["layers"]]
+    assert any("per-channel weights" in k for k in kernels)
+    assert main(["estimate", JET_MLP, "--calibration", str(tmp_path / "calib.npz"), "--per-channel"]) == 0
+    capsys.readouterr()
+    assert main(["compile", JET_MLP, "--target", "tvm-cpu", "--out", str(tmp_path / "tvm"), "--per-channel"]) == 2
+    assert "per_channel" in capsys.readouterr().err

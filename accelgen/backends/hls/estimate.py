@@ -52,13 +52,14 @@ def _synthetic_calibration(graph: Graph) -> dict[str, np.ndarray]:
     return data
 
 
-def _quantized(graph: Graph, precision, calibration, overrides) -> tuple[Graph, str]:
+def _quantized(graph: Graph, precision, calibration, overrides, per_channel: bool = False) -> tuple[Graph, str]:
     """The quantized graph and a line saying where its widths came from."""
     from accelgen.backends.hls.flow import _calibration_data, _is_quantized
 
     if _is_quantized(graph):
-        if precision is not None:
-            raise OptionError("the graph is already quantized; drop --precision (or pass the float graph)")
+        if precision is not None or per_channel:
+            raise OptionError("the graph is already quantized; drop --precision and --per-channel (or pass the float "
+                              "graph)")
         return graph, "quantized graph as given"
     import accelgen
 
@@ -74,11 +75,12 @@ def _quantized(graph: Graph, precision, calibration, overrides) -> tuple[Graph, 
         data = _synthetic_calibration(optimized)
         source = (f"uniform {precision.strip()}, no calibration data: internal ranges from {SYNTHETIC_SAMPLES} "
                   "unit-normal samples")
-    return accelgen.quantize(optimized, data, precision or "auto", overrides=overrides or None), source
+    return accelgen.quantize(optimized, data, precision or "auto", overrides=overrides or None,
+                             per_channel=per_channel), source
 
 
 def estimate(graph: Graph, target: str = "hls", *, part="xcvu13p-flga2577-2-e", clock_ns=5.0, reuse_factor=1,
-             strategy=None, io="parallel", precision=None, calibration=None, config=None,
+             strategy=None, io="parallel", precision=None, calibration=None, config=None, per_channel=False,
              **unknown) -> Report:
     """Latency (cycles, worst case) and resources of the HLS design `compile` would generate for `graph`.
     A float graph is quantized first: from `calibration`, or with a uniform `precision` ("fixed<16,6>") alone."""
@@ -88,7 +90,7 @@ def estimate(graph: Graph, target: str = "hls", *, part="xcvu13p-flga2577-2-e", 
         raise OptionError("option --csim means nothing for estimate")
     opts = parse_options(part=part, clock_ns=clock_ns, reuse_factor=reuse_factor, strategy=strategy, io=io,
                          config=config, **unknown)
-    q, source = _quantized(graph, precision, calibration, opts.precision_overrides)
+    q, source = _quantized(graph, precision, calibration, opts.precision_overrides, per_channel)
     report = estimate_quantized(q, opts)
     report.config["precision"] = source
     return report

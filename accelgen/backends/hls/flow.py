@@ -49,12 +49,13 @@ def _calibration_data(calibration, graph: Graph) -> dict[str, np.ndarray] | None
 
 
 def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False, *, precision=None,
-            calibration=None, csim: bool = False, **options) -> HlsProject:
+            calibration=None, csim: bool = False, per_channel: bool = False, **options) -> HlsProject:
     """Write an HLS project for `graph` into `out_dir` and return it (its C simulation built when csim=True).
 
     A float graph is optimized and quantized first: precision "auto" (the default) or a uniform "fixed<W,I>",
     with the ranges from `calibration` (a dict of input samples or a .npz path), which is required. A graph
     quantized by accelgen.quantize is used as it is (precision and calibration then only feed tb_data).
+    per_channel: per-output-channel weight scales for Dense and Conv (see accelgen.quantize).
     Options: part, clock_ns, reuse_factor, strategy ("latency" | "resource"; resource when only a reuse factor
     above 1 is given), io ("parallel" | "stream"), config (per-layer strategy, reuse factor and precision).
     """
@@ -66,8 +67,9 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
     path = prepare_folder(out_dir, force)
     data = _calibration_data(calibration, graph)
     if _is_quantized(graph):
-        if precision is not None:
-            raise OptionError("the graph is already quantized; drop --precision (or pass the float graph)")
+        if precision is not None or per_channel:
+            raise OptionError("the graph is already quantized; drop --precision and --per-channel (or pass the float "
+                              "graph)")
         q = graph
     else:
         optimized = accelgen.optimize(graph)
@@ -76,7 +78,8 @@ def compile(graph: Graph, target: str = "hls", out_dir=None, force: bool = False
             raise OptionError("a float model needs calibration data to choose its fixed-point types: pass "
                               "--calibration DATA.npz (calibration={input: samples}); --precision fixed<W,I> alone "
                               "is not enough, since quantization also sizes accumulators and tables from ranges")
-        q = accelgen.quantize(optimized, data, precision or "auto", overrides=opts.precision_overrides or None)
+        q = accelgen.quantize(optimized, data, precision or "auto", overrides=opts.precision_overrides or None,
+                              per_channel=per_channel)
     check_supported(q)
     top = identifier(q.name).lower() or "model"
     top = top if top not in ("main", "ag") else f"{top}_top"
