@@ -23,6 +23,7 @@ from accelgen.backends.hls.estimate_kernels import REDUCING, bit_width, describe
 from accelgen.backends.hls.layers import check_supported
 from accelgen.backends.hls.layers_elementwise import reduction_layout
 from accelgen.backends.hls.options import HlsOptions, parse_options
+from accelgen.backends.hls.rows import row_plan
 from accelgen.backends.hls.stream import frame_size, plan_stream, port_stream
 from accelgen.errors import AccelgenError, OptionError
 from accelgen.ir.graph import Graph
@@ -139,7 +140,7 @@ def estimate_quantized(q: Graph, opts: HlsOptions) -> Report:
         ii = max(each, default=1)
     extra_rows = []
     if stream:
-        latency, ii, each, intervals, extra_rows = _stream_composition(q, costs, each)
+        latency, ii, each, intervals, extra_rows = _stream_composition(q, opts, costs, each)
     for layer, node, cost, lat, interval in zip(layers, q.nodes, costs, each, intervals):
         rows.append(LayerEstimate(node.name, node.op_type, layer.kernel or node.op_type.lower(), int(lat),
                                   int(interval), int(cost.dsp), int(cost.lut), int(cost.ff), int(cost.bram18),
@@ -159,15 +160,17 @@ def estimate_quantized(q: Graph, opts: HlsOptions) -> Report:
                   totals["lut"], totals["ff"], totals["bram18"], rows, capacity, config_out, warnings)
 
 
-def _stream_composition(q: Graph, costs: list[m.Cost], kernel_cycles: list[int]):
+def _stream_composition(q: Graph, opts: HlsOptions, costs: list[m.Cost], kernel_cycles: list[int]):
     """io stream: the stages stream.plan_stream lays out for this graph, scheduled with their FIFO transfers.
     Returns (latency, interval, per-layer latency, per-layer interval, rows for the input fan-out processes);
     each layer's local arrays and output FIFOs are added to its cost."""
     values = {v.name: v for v in q.values()}
     names = {name: f"t{i}" for i, name in enumerate(values)}
     tensor_of = {c: values[name] for name, c in names.items()}
-    plan = plan_stream(q, names, [SimpleNamespace(cname=f"l{i}", call="", kernel="", line_buffer=None)
-                                 for i in range(len(q.nodes))])
+    fake = [SimpleNamespace(cname=f"l{i}", call="", kernel="", line_buffer=None, config_name="")
+            for i in range(len(q.nodes))]
+    plans = {node.name: plan for node in q.nodes if (plan := row_plan(node, opts.choice_for(node))) is not None}
+    plan = plan_stream(q, names, fake, plans)
     frame_bits = {f"{c}_frame_t": bit_width(v) * frame_size(v) for c, v in tensor_of.items() if not v.is_constant}
     fifos = {f.name: (f.depth, frame_bits[f.frame_t]) for f in plan.fifos}
     layer_of = {f"l{i}_stage": i for i in range(len(q.nodes))}
@@ -185,7 +188,8 @@ def _stream_composition(q: Graph, costs: list[m.Cost], kernel_cycles: list[int])
                 cost.lut, cost.ff, cost.bram18 = cost.lut + lut, cost.ff + ff, cost.bram18 + bram
         timing = st.StageTiming(stage.name, kernel_cycles[i] if i is not None else 0,
                                 [st.Transfer(t.fifo, t.size // t.frame) for t in stage.reads],
-                                [st.Transfer(t.fifo, t.size // t.frame) for t in stage.writes])
+                                [st.Transfer(t.fifo, t.size // t.frame) for t in stage.writes],
+                                stage.rows, stage.pipelined)
         timings.append(timing)
         if i is None:
             fanouts.append(LayerEstimate(stage.name, "fan-out", "copies an input stream to each reader", timing.busy,

@@ -4,7 +4,8 @@ one FIFO per reader (one frame per cycle, reader after reader). Pure functions; 
 
 A reader's copy loop runs alongside its producer's write loop (the FIFO passes each frame on at once), so the
 chain's latency counts each transfer about once; a process's interval is its own busy time, reads, kernel and
-writes back to back, since it cannot start on the next input before it has written its last frame.
+writes back to back, since it cannot start on the next input before it has written its last frame. Layers that run
+frame by frame (rows.py) start on their inputs' first frames and overlap their producers and consumers.
 """
 
 from __future__ import annotations
@@ -30,26 +31,56 @@ class StageTiming:
     kernel_cycles: int
     reads: list[Transfer] = field(default_factory=list)
     writes: list[Transfer] = field(default_factory=list)
+    rows: int = 0  # > 0: the stage runs frame by frame (rows.py); kernel_cycles are then its whole-tensor kernel's
+    pipelined: bool = False  # whether that frame loop pipelines at II=1
+
+    @property
+    def row_ii(self) -> int:
+        """Cycles between frames of a frame-by-frame stage: 1 when its loop pipelines, else the kernel's share."""
+        return 1 if self.pipelined else max(1, math.ceil(self.kernel_cycles / self.rows))
+
+    @property
+    def row_depth(self) -> int:
+        """Cycles from a frame in to the same frame out: the kernel's pipeline depth plus a read and a write."""
+        return max(1, self.kernel_cycles - (self.rows - 1) * self.row_ii) + 2 * TRANSFER_DEPTH
 
     @property
     def busy(self) -> int:
+        if self.rows:
+            return self.rows * self.row_ii + self.row_depth
         moves = sum(t.frames + TRANSFER_DEPTH for t in (*self.reads, *self.writes))
         return moves + self.kernel_cycles
 
 
 def schedule(stages: list[StageTiming], port_frames: dict[str, int]) -> tuple[int, dict[str, int]]:
     """(latency, the cycle each stage finishes) for stages in dependency order; `port_frames` gives the frames of
-    each top-level input stream, which arrive one per cycle from cycle 0."""
-    ready = dict(port_frames)  # FIFO -> cycle its last frame is in
+    each top-level input stream, which arrive one per cycle from cycle 0.
+
+    A whole-tensor stage copies each input in as it arrives, runs its kernel, then writes reader after reader.
+    A frame-by-frame stage starts when every input has its first frame and emits frame r `row_depth` cycles after
+    taking it, at most one frame per `row_ii`, and no earlier than its inputs' frame r (they arrive one per
+    cycle), so its output follows its slowest input's last frame by `row_depth`."""
+    first = {fifo: 1 for fifo in port_frames}  # FIFO -> cycle its first frame is in
+    last = dict(port_frames)  # FIFO -> cycle its last frame is in
     finish = {}
     for s in stages:
+        if s.rows:
+            start = max((first.get(r.fifo, 0) for r in s.reads), default=0)
+            out_first = start + s.row_depth
+            out_last = max([out_first + (s.rows - 1) * s.row_ii] +
+                           [last.get(r.fifo, 0) + s.row_depth for r in s.reads])
+            for w in s.writes:
+                first[w.fifo], last[w.fifo] = out_first, out_last
+            finish[s.name] = out_last
+            continue
         t = 0
         for r in s.reads:
-            t = max(t + r.frames, ready.get(r.fifo, 0)) + TRANSFER_DEPTH
+            t = max(t + r.frames, last.get(r.fifo, 0)) + TRANSFER_DEPTH
         t += s.kernel_cycles
         for w in s.writes:
+            first[w.fifo] = t + TRANSFER_DEPTH
             t += w.frames + TRANSFER_DEPTH
-            ready[w.fifo] = t
+            last[w.fifo] = t
         finish[s.name] = t
     return max(finish.values(), default=0) + 1, finish
 

@@ -160,8 +160,8 @@ def attention(a: Attention, unrolled: bool, timing: Timing) -> Cost:
 
     Looped (DATAFLOW top): the projection loop (Q, K and V of a token per iteration for self-attention; else Q's
     loop and a K/V one), the per-query loop and the output projection run one after the other inside the process;
-    the output projection's path is the kernel's `delay_ns`, everything before it `cycles`. Unrolled (PIPELINE top): Q, K and V are
-    computed side by side, then the core and the output projection chain combinationally."""
+    the output projection's path is the kernel's `delay_ns`, everything before it `cycles`. Unrolled (PIPELINE
+    top): Q, K and V are computed side by side, then the core and the output projection chain combinationally."""
     parts = {"Q": projection(a.q, unrolled, timing), "K": projection(a.k, unrolled, timing),
              "V": projection(a.v, unrolled, timing), "attention": attention_core(a, unrolled, timing),
              "output": projection(a.out, unrolled, timing)}

@@ -23,6 +23,7 @@ from accelgen.backends.hls.cpp import identifier, literal
 from accelgen.backends.hls.estimate import pipelined_top
 from accelgen.backends.hls.layers import Layer, LayerBuilder, value_type
 from accelgen.backends.hls.options import HlsOptions
+from accelgen.backends.hls.rows import ROW_COUNT, row_plan
 from accelgen.backends.hls.stream import frame_size, plan_stream, port_stream
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph
@@ -50,11 +51,13 @@ PARALLEL_DESIGN = (
     "a DATAFLOW of the layer kernels, each pipelining its own loop, otherwise.")
 STREAM_DESIGN = (
     "io stream: the ports are AXI streams of frames (a frame is a tensor's last dimension: a token's features, an "
-    "image row) and every layer is a DATAFLOW process joined to the next by `hls::stream` FIFOs. A process reads "
-    "its whole input into a local array, runs the layer's kernel (the same as io parallel) and writes its output "
-    "to one FIFO per reader, so consecutive inputs overlap across layers. A convolution or pooling fed by another "
-    "layer reads pixel frames (all channels of one pixel) through a line buffer instead, computing each output row as soon as "
-    "the input rows it needs have arrived. Each FIFO holds a whole tensor, so no process schedule can deadlock.")
+    "image row) and every layer is a DATAFLOW process joined to the next by `hls::stream` FIFOs. Dense, LayerNorm, "
+    "Softmax and same-shape elementwise layers run frame by frame: each iteration reads one frame of every input, "
+    "runs the kernel on it and writes one frame, so they start on their producer's first frame. Other layers read "
+    "their whole input into a local array, run the kernel (the same as io parallel) and write their output to one "
+    "FIFO per reader; a convolution or pooling fed by another layer reads pixel frames through a line buffer "
+    "instead, computing each output row as soon as the input rows it needs have arrived. Each FIFO holds a whole "
+    "tensor, so no process schedule can deadlock.")
 MANIFEST = "manifest.json"
 AP_WIDTH = re.compile(r"\bap_u?(?:fixed|int)<\s*(\d+)")  # the width of a C++ type spelling
 
@@ -125,6 +128,11 @@ class ProjectWriter:
             self.layers.append(layer)
         return self.layers
 
+    def row_plans(self) -> dict:
+        """The io stream row plans (rows.py) of the graph's nodes, by node name."""
+        plans = {node.name: row_plan(node, self.options.choice_for(node)) for node in self.graph.nodes}
+        return {name: plan for name, plan in plans.items() if plan is not None}
+
     def render(self, tb_inputs: list[np.ndarray], tb_outputs: list[np.ndarray]) -> None:
         env = _environment()
         stream = self.options.io == "stream"
@@ -145,6 +153,12 @@ class ProjectWriter:
                   "io": self.options.io, "stream": stream, "port_decls": [p.decl for p in inputs + outputs],
                   "call_args": [p.stream if stream else p.cname for p in inputs + outputs]}
         fw = "firmware"
+        plan = plan_stream(self.graph, self.names, self.layers, self.row_plans()) if stream else None
+        for stage in plan.stages if plan else []:
+            if stage.rows:  # its kernel runs on one frame: the config counts one token (row)
+                layer = next(layer for layer in self.layers if f"{layer.cname}_stage" == stage.name)
+                layer.config = [(kind, name, 1 if name == ROW_COUNT.get(layer.op_type) else value)
+                                for kind, name, value in layer.config]
         self.files[f"{fw}/defines.h"] = env.get_template("defines.h.j2").render(common, tensor_types=tensor_types)
         self.files[f"{fw}/parameters.h"] = env.get_template("parameters.h.j2").render(
             common, kernel_headers=kernel_headers)
@@ -156,7 +170,6 @@ class ProjectWriter:
             for a in layer.arrays:
                 self.binary[f"{fw}/weights/{a.name}.bin"] = _float64_bytes(a.values)
         if stream:
-            plan = plan_stream(self.graph, self.names, self.layers)
             self.files[f"{fw}/{self.top}.h"] = env.get_template("top.h.j2").render(
                 common, top_includes=["kernels/ag_stream.h"], frame_types=plan.frame_types)
             self.files[f"{fw}/{self.top}.cpp"] = env.get_template("top_stream.cpp.j2").render(

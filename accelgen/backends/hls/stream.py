@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from accelgen.backends.hls.rows import row_call
 from accelgen.errors import OptionError
 from accelgen.ir.graph import Graph, Value
 
@@ -59,6 +60,8 @@ class Stage:
     reads: list[Transfer] = field(default_factory=list)
     call: str = ""
     writes: list[Transfer] = field(default_factory=list)
+    rows: int = 0  # > 0: the stage runs frame by frame (rows.py), `rows` iterations of one frame each
+    pipelined: bool = False  # that frame loop pipelines at II=1
 
 
 @dataclass
@@ -78,8 +81,10 @@ def frame_size(v: Value) -> int:
     return int(v.shape[-1]) if v.shape else 1
 
 
-def plan_stream(graph: Graph, names: dict[str, str], layers) -> StreamPlan:
-    """`names` maps graph values to C names; `layers` are the built Layers in node order."""
+def plan_stream(graph: Graph, names: dict[str, str], layers, rows: dict | None = None) -> StreamPlan:
+    """`names` maps graph values to C names; `layers` are the built Layers in node order; `rows` the row plans
+    (rows.row_plan) by node name of the layers that may run frame by frame."""
+    rows = rows or {}
     inputs = {v.name for v in graph.inputs}
     ports = {port_stream(names[v.name]) for v in (*graph.inputs, *graph.outputs)}
     streamed = [v for v in graph.inputs] + [v for n in graph.nodes for v in n.outputs if v is not None]
@@ -117,6 +122,12 @@ def plan_stream(graph: Graph, names: dict[str, str], layers) -> StreamPlan:
             stages.append(split)
     for node, layer in zip(graph.nodes, layers):
         stage = Stage(f"{layer.cname}_stage", f"{node.name} ({node.op_type}): {layer.kernel}", call=layer.call)
+        plan = rows.get(node.name)
+        if plan is not None and not any(fifo_of[v.name, c] in pixels for v in node.outputs if v is not None
+                                         for c in consumers.get(v.name, [])):
+            stage.rows, stage.pipelined = plan.rows, plan.pipelined
+            stage.call = row_call(node, names, layer.config_name, layer.call)
+            stage.comment = f"{node.name} ({node.op_type}): frame by frame, {layer.kernel}"
         seen = set()
         for v in node.inputs:  # a tensor used twice by one node (self-attention's x) is read once
             if v is None or v.is_constant or v.name in seen:
@@ -133,7 +144,7 @@ def plan_stream(graph: Graph, names: dict[str, str], layers) -> StreamPlan:
         for v in node.outputs:
             if v is None:
                 continue
-            stage.arrays.append(_local(v, names))
+            stage.arrays.append(_local(v, names, stage.rows))
             _write(stage, v, names, [fifo_of[v.name, c] for c in consumers.get(v.name, [])], fifos, ports, pixels)
         stages.append(stage)
     frame_types = [(frame_t(v), f"{names[v.name]}_t", frame_size(v), v.name) for v in streamed]
@@ -154,22 +165,24 @@ def _line_buffered(node, layer) -> bool:
     return getattr(layer, "line_buffer", None) is not None and len(x.shape) in (3, 4) and x.shape[0] == 1
 
 
-def _local(v: Value, names: dict[str, str]) -> LocalArray:
-    size = v.type.numel
+def _local(v: Value, names: dict[str, str], rows: int = 0) -> LocalArray:
+    """The stage's array of tensor v: all of it, or one frame in a stage that runs frame by frame."""
+    size = frame_size(v) if rows else v.type.numel
     partition = "complete" if size <= COMPLETE_PARTITION_MAX else f"cyclic factor = {frame_size(v)}"
     return LocalArray(f"{names[v.name]}_t", names[v.name], size, partition, v.name)
 
 
 def _read(stage: Stage, v: Value, names, frame_t: str, fifo: str) -> None:
     stage.params.append((frame_t, fifo))
-    stage.arrays.append(_local(v, names))
-    stage.reads.append(Transfer(names[v.name], fifo, v.type.numel, frame_size(v), "read_frames"))
+    stage.arrays.append(_local(v, names, stage.rows))
+    size = frame_size(v) if stage.rows else v.type.numel
+    stage.reads.append(Transfer(names[v.name], fifo, size, frame_size(v), "read_frames"))
 
 
 def _write(stage: Stage, v: Value, names, targets: list[str], fifos: list[Fifo], ports: set[str],
            pixels: set[str]) -> None:
     """Writes to each reader's FIFO, by pixel for a line-buffered convolution, by frame otherwise."""
-    cname, n = names[v.name], v.type.numel
+    cname, n = names[v.name], (frame_size(v) if stage.rows else v.type.numel)
     for fifo in targets:
         by_pixel = fifo in pixels
         frame = int(v.shape[1]) if by_pixel else frame_size(v)
@@ -177,4 +190,4 @@ def _write(stage: Stage, v: Value, names, targets: list[str], fifos: list[Fifo],
         stage.params.append((kind, fifo))
         stage.writes.append(Transfer(cname, fifo, n, frame, "write_pixels" if by_pixel else "write_frames"))
         if fifo not in ports:
-            fifos.append(Fifo(fifo, kind, n // frame))
+            fifos.append(Fifo(fifo, kind, v.type.numel // frame))  # the whole tensor: no schedule deadlocks

@@ -103,11 +103,28 @@ def test_jet_transformer_at_reuse_factor_1(jet_transformer):
     assert fast.latency_cycles <= fits.latency_cycles
 
 
-def test_io_stream_adds_the_transfers(jet_transformer):
-    parallel = estimate(jet_transformer, strategy="resource")
-    stream = estimate(jet_transformer, strategy="resource", io="stream")
-    assert stream.config["io"] == "stream" and stream.latency_cycles > parallel.latency_cycles
+@pytest.mark.parametrize("strategy", ["latency", "resource"])
+def test_io_stream_overlaps_the_frame_by_frame_layers(jet_transformer, strategy):
+    """The Dense, LayerNorm and Add processes run token by token, so in io stream they overlap their neighbours;
+    the attention processes still take the whole tensor in and out (FIFO copies), which io parallel does not pay."""
+    parallel = estimate(jet_transformer, strategy=strategy)
+    stream = estimate(jet_transformer, strategy=strategy, io="stream")
+    assert stream.config["io"] == "stream" and stream.latency_cycles < parallel.latency_cycles
     assert stream.dsp == parallel.dsp and stream.ff > parallel.ff  # local arrays and FIFOs are registers here
+
+
+def test_stream_schedule_overlaps_frame_by_frame_stages():
+    """Two pipelined frame-by-frame stages of 15 frames (kernel depth 5): b emits its first frame one stage depth
+    after a's first, and its last one depth after a's last, instead of after a's whole write loop."""
+    a = st.StageTiming("a", 14 + 5, [st.Transfer("in", 15)], [st.Transfer("ab", 15)], rows=15, pipelined=True)
+    b = st.StageTiming("b", 14 + 5, [st.Transfer("ab", 15)], [st.Transfer("out", 15)], rows=15, pipelined=True)
+    latency, finish = st.schedule([a, b], {"in": 15})
+    assert a.row_depth == 5 + 2 * st.TRANSFER_DEPTH and a.busy == 15 + a.row_depth
+    assert finish["a"] == 15 + a.row_depth  # the last input frame arrives at 15
+    assert finish["b"] == finish["a"] + b.row_depth and latency == finish["b"] + 1
+    whole = st.schedule([st.StageTiming("a", 19, [st.Transfer("in", 15)], [st.Transfer("ab", 15)]),
+                         st.StageTiming("b", 19, [st.Transfer("ab", 15)], [st.Transfer("out", 15)])], {"in": 15})[0]
+    assert latency < whole / 2
 
 
 def test_stream_schedule_overlaps_producer_writes_and_reader_copies():

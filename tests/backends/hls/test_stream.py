@@ -151,6 +151,14 @@ def test_jet_transformer_stream_bit_exact(tmp_path):
     g = accelgen.optimize(accelgen.load(str(ROOT / "examples" / "jet_transformer" / "jet_transformer.onnx")))
     q = accelgen.quantize(g, {"x": data["calibration"]})
     project = compile(q, out_dir=tmp_path / "jt", io="stream")
+    code = (project.path / "firmware" / f"{project.top}.cpp").read_text()
+    # every Dense, LayerNorm and Add runs token by token; the attentions, the mean and the 1-token head do not
+    assert code.count("one frame of each tensor per iteration") == 20
+    from tests.backends.hls.test_lint import gxx, lint_problems
+
+    assert lint_problems(project) == []
+    done = gxx(project, "-fsyntax-only", "-Werror")
+    assert done.returncode == 0, done.stderr[-4000:]
     x, out = data["test"], q.outputs[0].name
     want = np.concatenate([accelgen.run(q, {"x": x[i:i + 1]})[out] for i in range(len(x))])
     np.testing.assert_array_equal(project.predict({"x": x})[out], want)
