@@ -216,3 +216,19 @@ def test_line_buffered_pooling_bit_exact(tmp_path):
     x = 2 * rng.normal(size=(150, 3, 12, 11)).astype(np.float32)
     want = np.concatenate([accelgen.run(q, {"x": x[i:i + 1]})["y"] for i in range(len(x))])
     np.testing.assert_array_equal(project.predict({"x": x})["y"], want)
+
+
+def test_jet_transformer_stream_resource_bit_exact(tmp_path):
+    """With strategy resource the frame-by-frame Dense processes spend their reuse factor on each token (their frame
+    loop is not pipelined); the LayerNorm and Add ones still pipeline."""
+    from tests.quant.datasets import ROOT
+
+    data = np.load(ROOT / "examples" / "jet_transformer" / "sample.npz")
+    g = accelgen.optimize(accelgen.load(str(ROOT / "examples" / "jet_transformer" / "jet_transformer.onnx")))
+    q = accelgen.quantize(g, {"x": data["calibration"]})
+    project = compile(q, out_dir=tmp_path / "jt", io="stream", strategy="resource", reuse_factor=4)
+    code = (project.path / "firmware" / f"{project.top}.cpp").read_text()
+    assert code.count("one frame of each tensor per iteration") == 20 and code.count("PIPELINE II = 1") == 13
+    x, out = data["test"][:100], q.outputs[0].name
+    want = np.concatenate([accelgen.run(q, {"x": x[i:i + 1]})[out] for i in range(len(x))])
+    np.testing.assert_array_equal(project.predict({"x": x})[out], want)
