@@ -19,9 +19,18 @@ import numpy as np
 
 from accelgen.backends.hls import estimate_model as m
 from accelgen.backends.hls import estimate_stream as st
-from accelgen.backends.hls.estimate_kernels import REDUCING, bit_width, describe, kernel_cost, raw_weights
+from accelgen.backends.hls import estimate_transformer as tr
+from accelgen.backends.hls.estimate_kernels import (
+    REDUCING,
+    attention_model,
+    bit_width,
+    describe,
+    kernel_cost,
+    raw_weights,
+)
 from accelgen.backends.hls.layers import check_supported
 from accelgen.backends.hls.layers_elementwise import reduction_layout
+from accelgen.backends.hls.layers_transformer import streams_tokens
 from accelgen.backends.hls.options import HlsOptions, parse_options
 from accelgen.backends.hls.rows import row_plan
 from accelgen.backends.hls.stream import frame_size, plan_stream, port_stream
@@ -167,8 +176,9 @@ def _stream_composition(q: Graph, opts: HlsOptions, costs: list[m.Cost], kernel_
     values = {v.name: v for v in q.values()}
     names = {name: f"t{i}" for i, name in enumerate(values)}
     tensor_of = {c: values[name] for name, c in names.items()}
-    fake = [SimpleNamespace(cname=f"l{i}", call="", kernel="", line_buffer=None, config_name="")
-            for i in range(len(q.nodes))]
+    fake = [SimpleNamespace(cname=f"l{i}", call="", kernel="", line_buffer=None, config_name="",
+                            stream_form=_stream_form(node, opts)) for i, node in enumerate(q.nodes)]
+    timing_model = m.Timing(opts.clock_ns, opts.part.speed_grade)
     plans = {node.name: plan for node in q.nodes if (plan := row_plan(node, opts.choice_for(node))) is not None}
     plan = plan_stream(q, names, fake, plans)
     frame_bits = {f"{c}_frame_t": bit_width(v) * frame_size(v) for c, v in tensor_of.items() if not v.is_constant}
@@ -190,6 +200,12 @@ def _stream_composition(q: Graph, opts: HlsOptions, costs: list[m.Cost], kernel_
                                 [st.Transfer(t.fifo, t.size // t.frame) for t in stage.reads],
                                 [st.Transfer(t.fifo, t.size // t.frame) for t in stage.writes],
                                 stage.rows, stage.pipelined)
+        if stage.streaming:  # the attention's own token and query loops move the frames
+            a = attention_model(q.nodes[i])
+            d_in, d_out = tr.attention_stream_depths(a, timing_model)
+            (_, fifo_in), (_, fifo_out) = stage.params
+            timing.reads, timing.writes = [st.Transfer(fifo_in, a.seq_kv)], [st.Transfer(fifo_out, a.seq_q)]
+            timing.phases = (d_in, d_out)
         timings.append(timing)
         if i is None:
             fanouts.append(LayerEstimate(stage.name, "fan-out", "copies an input stream to each reader", timing.busy,
@@ -199,6 +215,13 @@ def _stream_composition(q: Graph, opts: HlsOptions, costs: list[m.Cost], kernel_
     busy = {t.name: t.busy for t in timings}
     each = [busy[f"l{i}_stage"] for i in range(len(q.nodes))]
     return latency, max(busy.values(), default=1), each, each, fanouts
+
+
+def _stream_form(node, opts: HlsOptions):
+    """What layers.py gives an attention that streams its tokens in io stream (only whether it has one matters)."""
+    if node.op_type == "MultiHeadAttention" and streams_tokens(node, opts.choice_for(node)):
+        return ("multihead_attention_stream", [])
+    return None
 
 
 def _self_unrolled_copies(node, layer) -> int:

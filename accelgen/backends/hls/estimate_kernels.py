@@ -175,7 +175,7 @@ def _softmax_types(q, x_w: int, n: int) -> tr.SoftmaxTypes:
                            recip.out.width)
 
 
-def _attention(node) -> tr.Attention:
+def attention_model(node) -> tr.Attention:
     q, op = node.op, node.op.op
     xq, xkv = node.inputs[op.X_Q], node.inputs[op.X_KV]
     seq_q, seq_kv = xq.shape[1], xkv.shape[1]
@@ -257,9 +257,9 @@ def kernel_cost(layer, node, choice, timing, unrolled: bool) -> tuple[m.Cost, in
             _read_mux(cost, trips, c["n"], bit_width(node.inputs[0]))
     elif op == "MultiHeadAttention":
         if choice.strategy == "resource":
-            cost, trips = tr.attention_resource(_attention(node), choice.reuse_factor, timing), 1
+            cost, trips = tr.attention_resource(attention_model(node), choice.reuse_factor, timing), 1
         else:
-            cost, trips = tr.attention(_attention(node), unrolled, timing), 1
+            cost, trips = tr.attention(attention_model(node), unrolled, timing), 1
     elif op == "LayerNormalization":
         cost, trips = tr.layernorm(_layernorm(node, c["rows"], c["n"]), unrolled, timing), 1
     elif op == "Gelu":

@@ -33,6 +33,9 @@ class StageTiming:
     writes: list[Transfer] = field(default_factory=list)
     rows: int = 0  # > 0: the stage runs frame by frame (rows.py); kernel_cycles are then its whole-tensor kernel's
     pipelined: bool = False  # whether that frame loop pipelines at II=1
+    # a kernel that moves its own frames (the token-by-token attention): the depths of its input loop (one frame
+    # in per iteration) and of its output loop (one frame out per iteration), which runs after the input loop
+    phases: tuple[int, int] | None = None
 
     @property
     def row_ii(self) -> int:
@@ -46,6 +49,8 @@ class StageTiming:
 
     @property
     def busy(self) -> int:
+        if self.phases:
+            return sum(t.frames for t in (*self.reads, *self.writes)) + sum(self.phases)
         if self.rows:
             return self.rows * self.row_ii + self.row_depth
         moves = sum(t.frames + TRANSFER_DEPTH for t in (*self.reads, *self.writes))
@@ -64,6 +69,12 @@ def schedule(stages: list[StageTiming], port_frames: dict[str, int]) -> tuple[in
     last = dict(port_frames)  # FIFO -> cycle its last frame is in
     finish = {}
     for s in stages:
+        if s.phases:  # in: a frame per cycle as they arrive; out: a frame per cycle once every input is in
+            (r,), (w,) = s.reads, s.writes
+            inputs_done = max(first.get(r.fifo, 0) + r.frames - 1, last.get(r.fifo, 0)) + s.phases[0]
+            first[w.fifo] = inputs_done + s.phases[1]
+            last[w.fifo] = finish[s.name] = first[w.fifo] + w.frames - 1
+            continue
         if s.rows:
             start = max((first.get(r.fifo, 0) for r in s.reads), default=0)
             out_first = start + s.row_depth

@@ -189,6 +189,17 @@ def attention(a: Attention, unrolled: bool, timing: Timing) -> Cost:
     return total
 
 
+def attention_stream_depths(a: Attention, timing: Timing) -> tuple[int, int]:
+    """ag::multihead_attention_stream (io stream, self-attention): the pipeline depth of its token loop (Q, K and
+    V of the token just read) and of its query loop (that query's heads and output projection, then the write)."""
+    parts = [projection(p, False, timing) for p in (a.q, a.k, a.v)]
+    core, out = attention_core(a, False, timing), projection(a.out, False, timing)
+    d_in = max(_loop_cycles(c, timing) - (a.seq_kv - 1) for c in parts)
+    d_out = (core.cycles - (a.seq_q - 1)) + (out.cycles - (a.seq_q - 1)) + \
+        max(timing.stages(core.delay_ns + out.delay_ns), 1) + LOOP_OVERHEAD
+    return max(d_in, 1), max(d_out, 1)
+
+
 @dataclass(frozen=True)
 class LayerNorm:
     """The shapes and widths of one generated ag::layernorm (names as its CONFIG types)."""

@@ -66,6 +66,9 @@ class Layer:
     # after that stream (a convolution's or pooling's parallel form has one)
     line_buffer: tuple[str, list[str]] | None = None
     column: dict | None = None  # per-channel weights: the struct that reads a column's shift (ag::channel_scale)
+    # io stream: the kernel that reads its one input FIFO and writes its one output FIFO itself, and its other
+    # arguments (a self-attention's token-by-token form)
+    stream_form: tuple[str, list[str]] | None = None
     kernel_note: str = ""  # appended to `kernel` once the builder is done
 
     @property

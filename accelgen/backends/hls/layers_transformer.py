@@ -81,6 +81,15 @@ class AttentionShape:
                 + self.heads * softmax_row)
 
 
+def streams_tokens(node, choice) -> bool:
+    """Whether io stream runs this attention token by token (ag_stream_attention.h): self-attention (one input
+    tensor) with the latency strategy and a mask that is absent or constant."""
+    op = node.op.op
+    mask = node.inputs[op.MASK]
+    return (choice.strategy == "latency" and node.inputs[op.X_Q] is node.inputs[op.X_KV]
+            and (mask is None or mask.is_constant))
+
+
 class TransformerKernels:
     """Methods of LayerBuilder for the transformer ops. Uses LayerBuilder's _typedef, _x, _y, _const, fixed_type."""
 
@@ -202,6 +211,10 @@ class TransformerKernels:
         layer.call = (f"ag::{kernel}<{layer.config_name}>({self._x(node, op.X_Q)}, {self._x(node, op.X_KV)}, "
                       f"{mask}, {self._y(node)}, {wq}, {wk}, {wv}, {bq}, {bk}, {bv}, {wo_name}, {bo}, "
                       f"{c}_exp_table, {c}_recip_table, {c}_log2e, {c}_scale);")
+        if streams_tokens(node, choice):  # io stream: tokens in as they arrive, each query's output out at once
+            layer.stream_form = ("multihead_attention_stream", [mask, wq, wk, wv, bq, bk, bv, wo_name, bo,
+                                                                f"{c}_exp_table", f"{c}_recip_table", f"{c}_log2e",
+                                                                f"{c}_scale"])
 
     def _attention_mask(self, layer, node, op) -> str:
         """The mask operand and its strides over (head, query, key) in the config; without a mask, one 0."""

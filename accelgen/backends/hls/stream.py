@@ -7,7 +7,8 @@ a tensor's last dimension (a token's features, an image row), so the top-level p
 A convolution or a pooling whose input comes from another layer reads it as pixel frames (the channels of one
 pixel, raster order; a 1-D one's input is one row of pixels) through a line buffer instead (ag_stream_conv.h,
 ag_stream_pool.h; the layer's `line_buffer` names that form): it computes each output row once the input rows it
-needs have arrived, keeping only those rows. Every process still
+needs have arrived, keeping only those rows. Layers that run frame by frame (rows.py) and a self-attention that
+moves its own tokens (Layer.stream_form, ag_stream_attention.h) start on their producer's first frame. Every process still
 writes only after its computation, so each FIFO is as deep as its tensor has frames: then no order in which the
 hardware runs the processes can deadlock. Every decision is made here; top_stream.cpp.j2 only prints it.
 """
@@ -62,6 +63,7 @@ class Stage:
     writes: list[Transfer] = field(default_factory=list)
     rows: int = 0  # > 0: the stage runs frame by frame (rows.py), `rows` iterations of one frame each
     pipelined: bool = False  # that frame loop pipelines at II=1
+    streaming: bool = False  # the kernel itself reads its input FIFO and writes its output FIFO (Layer.stream_form)
 
 
 @dataclass
@@ -122,6 +124,18 @@ def plan_stream(graph: Graph, names: dict[str, str], layers, rows: dict | None =
             stages.append(split)
     for node, layer in zip(graph.nodes, layers):
         stage = Stage(f"{layer.cname}_stage", f"{node.name} ({node.op_type}): {layer.kernel}", call=layer.call)
+        if _streams_itself(node, layer, consumers, fifo_of, pixels):  # reads and writes its FIFOs in its loops
+            x, y = _streamed_inputs(node)[0], node.outputs[0]
+            fifo_in, (fifo_out,) = fifo_of[x.name, layer.cname], [fifo_of[y.name, c] for c in consumers[y.name]]
+            kernel, args = layer.stream_form
+            stage.params = [(frame_t(x), fifo_in), (frame_t(y), fifo_out)]
+            stage.call = f"ag::{kernel}<{layer.config_name}>({', '.join([fifo_in, fifo_out, *args])});"
+            stage.comment = f"{node.name} ({node.op_type}): token by token, {layer.kernel}"
+            stage.streaming = True
+            if fifo_out not in ports:
+                fifos.append(Fifo(fifo_out, frame_t(y), y.type.numel // frame_size(y)))
+            stages.append(stage)
+            continue
         plan = rows.get(node.name)
         if plan is not None and not any(fifo_of[v.name, c] in pixels for v in node.outputs if v is not None
                                          for c in consumers.get(v.name, [])):
@@ -152,6 +166,25 @@ def plan_stream(graph: Graph, names: dict[str, str], layers, rows: dict | None =
     frame_types += [(pixel_t(names[v.name]), f"{names[v.name]}_t", int(v.shape[1]), f"{v.name}, by pixel")
                     for v in pixel_tensors.values()]
     return StreamPlan(stages, fifos, frame_types)
+
+
+def _streamed_inputs(node) -> list[Value]:
+    """The node's non-constant inputs, each once (self-attention names x twice)."""
+    seen: dict[str, Value] = {}
+    for v in node.inputs:
+        if v is not None and not v.is_constant:
+            seen.setdefault(v.name, v)
+    return list(seen.values())
+
+
+def _streams_itself(node, layer, consumers, fifo_of, pixels) -> bool:
+    """A layer with a stream form (Layer.stream_form) reading one frame FIFO and writing one reader's."""
+    if getattr(layer, "stream_form", None) is None or len(node.outputs) != 1:
+        return False
+    inputs = _streamed_inputs(node)
+    readers = consumers.get(node.outputs[0].name, [])
+    return (len(inputs) == 1 and len(readers) == 1 and fifo_of[inputs[0].name, layer.cname] not in pixels
+            and fifo_of[node.outputs[0].name, readers[0]] not in pixels)
 
 
 def pixel_t(cname: str) -> str:

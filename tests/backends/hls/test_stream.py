@@ -152,8 +152,10 @@ def test_jet_transformer_stream_bit_exact(tmp_path):
     q = accelgen.quantize(g, {"x": data["calibration"]})
     project = compile(q, out_dir=tmp_path / "jt", io="stream")
     code = (project.path / "firmware" / f"{project.top}.cpp").read_text()
-    # every Dense, LayerNorm and Add runs token by token; the attentions, the mean and the 1-token head do not
+    # every Dense, LayerNorm and Add runs frame by frame, every attention token by token (its own loops read and
+    # write the FIFOs); only the mean over tokens and the 1-token head take whole tensors
     assert code.count("one frame of each tensor per iteration") == 20
+    assert code.count("ag::multihead_attention_stream<") == 3
     from tests.backends.hls.test_lint import gxx, lint_problems
 
     assert lint_problems(project) == []

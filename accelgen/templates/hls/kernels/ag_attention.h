@@ -38,6 +38,37 @@ void attention_projection(const X x[S * N_IN], const W w[N_IN * N_OUT], const B 
 // The K and V projections of one token per iteration, and Q too when `WITH_Q` (self-attention: the same tokens):
 // one pipelined loop instead of two or three one after another, so the projections' multipliers (as many as
 // before) work side by side and the loop takes a third of the cycles.
+// K and V (and Q when WITH_Q) of token s from its input rows x_q_row and x_kv_row.
+template <class CONFIG, bool WITH_Q, class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV>
+void attention_qkv_row(const XQ x_q_row[CONFIG::embed_q], const XKV x_kv_row[CONFIG::embed_kv],
+                       const WQ w_q[CONFIG::embed_q * CONFIG::width], const WK w_k[CONFIG::embed_kv * CONFIG::width],
+                       const WV w_v[CONFIG::embed_kv * CONFIG::width], const BQ b_q[CONFIG::width],
+                       const BK b_k[CONFIG::width], const BV b_v[CONFIG::width], const unsigned s,
+                       typename CONFIG::q_t q[CONFIG::seq_q * CONFIG::width],
+                       typename CONFIG::k_t k[CONFIG::seq_kv * CONFIG::width],
+                       typename CONFIG::v_t v[CONFIG::seq_kv * CONFIG::width]) {
+    for (unsigned j = 0; j < CONFIG::width; j++) {
+        typename CONFIG::k_accum_t acc_k = b_k[j];
+        typename CONFIG::v_accum_t acc_v = b_v[j];
+        for (unsigned i = 0; i < CONFIG::embed_kv; i++) {
+            acc_k += x_kv_row[i] * w_k[i * CONFIG::width + j];
+            acc_v += x_kv_row[i] * w_v[i * CONFIG::width + j];
+        }
+        k[s * CONFIG::width + j] = acc_k;
+        v[s * CONFIG::width + j] = acc_v;
+        if (WITH_Q) {
+            typename CONFIG::q_accum_t acc_q = b_q[j];
+            for (unsigned i = 0; i < CONFIG::embed_q; i++) {
+                acc_q += x_q_row[i] * w_q[i * CONFIG::width + j];
+            }
+            q[s * CONFIG::width + j] = acc_q;
+        }
+    }
+}
+
+// The K and V projections of one token per iteration, and Q too when `WITH_Q` (self-attention: the same tokens):
+// one pipelined loop instead of two or three one after another, so the projections' multipliers (as many as
+// before) work side by side and the loop takes a third of the cycles.
 template <class CONFIG, bool WITH_Q, class XQ, class XKV, class WQ, class WK, class WV, class BQ, class BK, class BV>
 void attention_qkv(const XQ x_q[CONFIG::seq_q * CONFIG::embed_q], const XKV x_kv[CONFIG::seq_kv * CONFIG::embed_kv],
                    const WQ w_q[CONFIG::embed_q * CONFIG::width], const WK w_k[CONFIG::embed_kv * CONFIG::width],
@@ -48,22 +79,54 @@ void attention_qkv(const XQ x_q[CONFIG::seq_q * CONFIG::embed_q], const XKV x_kv
                    typename CONFIG::v_t v[CONFIG::seq_kv * CONFIG::width]) {
     for (unsigned s = 0; s < CONFIG::seq_kv; s++) {
 #pragma HLS PIPELINE II = 1
-        for (unsigned j = 0; j < CONFIG::width; j++) {
-            typename CONFIG::k_accum_t acc_k = b_k[j];
-            typename CONFIG::v_accum_t acc_v = b_v[j];
-            for (unsigned i = 0; i < CONFIG::embed_kv; i++) {
-                acc_k += x_kv[s * CONFIG::embed_kv + i] * w_k[i * CONFIG::width + j];
-                acc_v += x_kv[s * CONFIG::embed_kv + i] * w_v[i * CONFIG::width + j];
+        XQ x_q_row[CONFIG::embed_q];
+        XKV x_kv_row[CONFIG::embed_kv];
+#pragma HLS ARRAY_PARTITION variable = x_q_row complete
+#pragma HLS ARRAY_PARTITION variable = x_kv_row complete
+        for (unsigned i = 0; i < CONFIG::embed_kv; i++) {
+            x_kv_row[i] = x_kv[s * CONFIG::embed_kv + i];
+        }
+        for (unsigned i = 0; i < CONFIG::embed_q; i++) {
+            x_q_row[i] = WITH_Q ? x_q[s * CONFIG::embed_q + i] : XQ(0);
+        }
+        attention_qkv_row<CONFIG, WITH_Q>(x_q_row, x_kv_row, w_q, w_k, w_v, b_q, b_k, b_v, s, q, k, v);
+    }
+}
+
+// Query s against every key, all heads: scores, scale, mask, softmax and P.V into heads_row (the heads side by side).
+template <class CONFIG, class M>
+void attention_query(const typename CONFIG::q_t q[CONFIG::seq_q * CONFIG::width],
+                     const typename CONFIG::k_t k[CONFIG::seq_kv * CONFIG::width],
+                     const typename CONFIG::v_t v[CONFIG::seq_kv * CONFIG::width], const M mask[CONFIG::mask_size],
+                     const unsigned s, typename CONFIG::heads_t heads_row[CONFIG::width],
+                     const typename CONFIG::exp_entry_t exp_table[1 << CONFIG::exp_bits],
+                     const typename CONFIG::recip_entry_t recip_table[1 << CONFIG::recip_bits],
+                     const typename CONFIG::log2e_t log2e, const typename CONFIG::scale_t scale) {
+    for (unsigned h = 0; h < CONFIG::heads; h++) {
+#pragma HLS UNROLL
+        typename CONFIG::masked_t logits[CONFIG::seq_kv];
+        typename CONFIG::probs_t probs[CONFIG::seq_kv];
+#pragma HLS ARRAY_PARTITION variable = logits complete
+#pragma HLS ARRAY_PARTITION variable = probs complete
+        for (unsigned t = 0; t < CONFIG::seq_kv; t++) {
+            typename CONFIG::scores_accum_t acc = 0;
+            for (unsigned d = 0; d < CONFIG::head_dim; d++) {
+                const unsigned j = h * CONFIG::head_dim + d;
+                acc += q[s * CONFIG::width + j] * k[t * CONFIG::width + j];
             }
-            k[s * CONFIG::width + j] = acc_k;
-            v[s * CONFIG::width + j] = acc_v;
-            if (WITH_Q) {
-                typename CONFIG::q_accum_t acc_q = b_q[j];
-                for (unsigned i = 0; i < CONFIG::embed_q; i++) {
-                    acc_q += x_q[s * CONFIG::embed_q + i] * w_q[i * CONFIG::width + j];
-                }
-                q[s * CONFIG::width + j] = acc_q;
+            const typename CONFIG::scale_pre_t scores = acc;
+            const typename CONFIG::logits_t scaled = scores * scale;
+            logits[t] = scaled + mask[h * CONFIG::mask_h_stride + s * CONFIG::mask_s_stride + t * CONFIG::mask_t_stride];
+        }
+        const unsigned valid = CONFIG::causal && s + 1 < CONFIG::seq_kv ? s + 1 : CONFIG::seq_kv;
+        softmax_row<CONFIG>(logits, probs, 0, valid, exp_table, recip_table, log2e);  // rows = 1, n = seq_kv
+        for (unsigned d = 0; d < CONFIG::head_dim; d++) {
+            const unsigned j = h * CONFIG::head_dim + d;
+            typename CONFIG::pv_accum_t acc = 0;
+            for (unsigned t = 0; t < CONFIG::seq_kv; t++) {
+                acc += probs[t] * v[t * CONFIG::width + j];
             }
+            heads_row[j] = acc;
         }
     }
 }
@@ -113,33 +176,11 @@ void multihead_attention(const XQ x_q[CONFIG::seq_q * CONFIG::embed_q],
     qkv_projections<CONFIG, (CONFIG::qkv_together != 0)>::run(x_q, x_kv, w_q, w_k, w_v, b_q, b_k, b_v, q, k, v);
     for (unsigned s = 0; s < CONFIG::seq_q; s++) {
 #pragma HLS PIPELINE II = 1
-        for (unsigned h = 0; h < CONFIG::heads; h++) {
-#pragma HLS UNROLL
-            typename CONFIG::masked_t logits[CONFIG::seq_kv];
-            typename CONFIG::probs_t probs[CONFIG::seq_kv];
-#pragma HLS ARRAY_PARTITION variable = logits complete
-#pragma HLS ARRAY_PARTITION variable = probs complete
-            for (unsigned t = 0; t < CONFIG::seq_kv; t++) {
-                typename CONFIG::scores_accum_t acc = 0;
-                for (unsigned d = 0; d < CONFIG::head_dim; d++) {
-                    const unsigned j = h * CONFIG::head_dim + d;
-                    acc += q[s * CONFIG::width + j] * k[t * CONFIG::width + j];
-                }
-                const typename CONFIG::scale_pre_t scores = acc;
-                const typename CONFIG::logits_t scaled = scores * scale;
-                logits[t] = scaled + mask[h * CONFIG::mask_h_stride + s * CONFIG::mask_s_stride +
-                                          t * CONFIG::mask_t_stride];
-            }
-            const unsigned valid = CONFIG::causal && s + 1 < CONFIG::seq_kv ? s + 1 : CONFIG::seq_kv;
-            softmax_row<CONFIG>(logits, probs, 0, valid, exp_table, recip_table, log2e);  // rows = 1, n = seq_kv
-            for (unsigned d = 0; d < CONFIG::head_dim; d++) {
-                const unsigned j = h * CONFIG::head_dim + d;
-                typename CONFIG::pv_accum_t acc = 0;
-                for (unsigned t = 0; t < CONFIG::seq_kv; t++) {
-                    acc += probs[t] * v[t * CONFIG::width + j];
-                }
-                heads[s * CONFIG::width + j] = acc;
-            }
+        typename CONFIG::heads_t row[CONFIG::width];
+#pragma HLS ARRAY_PARTITION variable = row complete
+        attention_query<CONFIG>(q, k, v, mask, s, row, exp_table, recip_table, log2e, scale);
+        for (unsigned j = 0; j < CONFIG::width; j++) {
+            heads[s * CONFIG::width + j] = row[j];
         }
     }
     attention_projection<CONFIG::seq_q, CONFIG::width, CONFIG::embed_out, typename CONFIG::out_accum_t>(heads, w_o,
