@@ -8,9 +8,9 @@ A convolution or a pooling whose input comes from another layer reads it as pixe
 pixel, raster order; a 1-D one's input is one row of pixels) through a line buffer instead (ag_stream_conv.h,
 ag_stream_pool.h; the layer's `line_buffer` names that form): it computes each output row once the input rows it
 needs have arrived, keeping only those rows. Layers that run frame by frame (rows.py) and a self-attention that
-moves its own tokens (Layer.stream_form, ag_stream_attention.h) start on their producer's first frame. Every process still
-writes only after its computation, so each FIFO is as deep as its tensor has frames: then no order in which the
-hardware runs the processes can deadlock. Every decision is made here; top_stream.cpp.j2 only prints it.
+moves its own tokens (Layer.stream_form, ag_stream_attention.h) start on their producer's first frame. Each FIFO is
+as deep as its tensor has frames, so a producer never waits on a reader: then no order in which the hardware runs
+the processes can deadlock. Every decision is made here; top_stream.cpp.j2 only prints it.
 """
 
 from __future__ import annotations
