@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from accelgen.backends.hls.layers_elementwise import BINARY_OPS
+
 ROW_COUNT = {"Dense": "tokens", "LayerNormalization": "rows", "Softmax": "rows"}  # the config entry set to 1
-ELEMENTWISE = {"Add": "ag::add_op", "Sub": "ag::sub_op", "Mul": "ag::mul_op"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def row_plan(node, choice) -> RowPlan | None:
         fits = streamed == [node.inputs[0]]
     elif op in ("LayerNormalization", "Softmax"):
         fits = len(streamed) == 1 and node.op.op.axis % len(out.shape) == len(out.shape) - 1
-    elif op in ELEMENTWISE or op == "Relu":
+    elif op in BINARY_OPS or op == "Relu":
         fits = len(streamed) == len(inputs) and all(tuple(v.shape) == tuple(out.shape) for v in streamed)
     else:
         fits = False
@@ -55,4 +56,4 @@ def row_call(node, names: dict[str, str], config_name: str, layer_call: str) -> 
     args = ", ".join(names[v.name] for v in (*node.inputs, node.outputs[0]))
     if node.op_type == "Relu":
         return f"ag::relu<{frame}>({args});"
-    return f"ag::elementwise<{ELEMENTWISE[node.op_type]}, {frame}>({args});"
+    return f"ag::elementwise<{BINARY_OPS[node.op_type]}, {frame}>({args});"

@@ -44,15 +44,15 @@ void multihead_attention_stream(hls::stream<frame<X, CONFIG::embed_q> > &in,
         typename CONFIG::heads_t heads_row[CONFIG::width];
 #pragma HLS ARRAY_PARTITION variable = heads_row complete
         attention_query<CONFIG>(q, k, v, mask, s, heads_row, exp_table, recip_table, log2e, scale);
-        frame<Y, CONFIG::embed_out> y_row;
+        Y y_row[CONFIG::embed_out];
+#pragma HLS ARRAY_PARTITION variable = y_row complete
+        attention_projection<1, CONFIG::width, CONFIG::embed_out, typename CONFIG::out_accum_t>(heads_row, w_o, b_o,
+                                                                                                 y_row);
+        frame<Y, CONFIG::embed_out> y_frame;
         for (unsigned j = 0; j < CONFIG::embed_out; j++) {
-            typename CONFIG::out_accum_t acc = b_o[j];
-            for (unsigned i = 0; i < CONFIG::width; i++) {
-                acc += heads_row[i] * w_o[i * CONFIG::embed_out + j];
-            }
-            y_row[j] = acc;
+            y_frame[j] = y_row[j];
         }
-        out.write(y_row);
+        out.write(y_frame);
     }
 }
 
